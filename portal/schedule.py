@@ -1,0 +1,53 @@
+"""The default Celery beat schedule, stored in django-celery-beat's tables.
+
+Operators see and change these entries in the platform admin (Periodic
+tasks). `schedule_sync` only creates missing entries and never overwrites an
+entry an operator edited or disabled.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScheduledTenantTask:
+    name: str  # the entry's unique name in the admin
+    task: str  # the per-tenant task sent to every active tenant
+    every_minutes: int | None = None
+    daily_at_hour: int | None = None
+
+
+# Apps add their periodic per-tenant work here.
+DEFAULT_SCHEDULE: list[ScheduledTenantTask] = []
+
+
+def schedule_sync() -> int:
+    """Create the missing default entries; return how many were created."""
+    created = 0
+    for entry in DEFAULT_SCHEDULE:
+        if PeriodicTask.objects.filter(name=entry.name).exists():
+            continue
+        fields: dict[str, object] = {
+            "name": entry.name,
+            "task": "portal.for_each_tenant",
+            "args": json.dumps([entry.task]),
+        }
+        if entry.every_minutes is not None:
+            interval, _ = IntervalSchedule.objects.get_or_create(
+                every=entry.every_minutes, period=IntervalSchedule.MINUTES
+            )
+            fields["interval"] = interval
+        else:
+            crontab, _ = CrontabSchedule.objects.get_or_create(
+                minute="0", hour=str(entry.daily_at_hour or 0), timezone="UTC"
+            )
+            fields["crontab"] = crontab
+        PeriodicTask.objects.create(**fields)
+        created += 1
+        logger.info("schedule.created name=%s task=%s", entry.name, entry.task)
+    return created

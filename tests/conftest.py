@@ -163,3 +163,34 @@ def celery_worker(django_db_setup: None, django_db_blocker) -> Iterator[subproce
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def live_site(django_db_setup: None) -> Iterator[str]:
+    """The site under gunicorn (4 worker processes) on a free loopback port; yields its base URL."""
+    gunicorn_bin = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+    assert gunicorn_bin, "gunicorn executable not found next to the test interpreter"
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log_path = PROJECT_ROOT / ".keyplane" / f"test-gunicorn-{settings.TEST_RUN_ID}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                gunicorn_bin, "portal.wsgi:application",
+                "--bind", f"127.0.0.1:{port}", "--workers", "4", "--timeout", "60",
+            ],
+            cwd=PROJECT_ROOT,
+            env=server_environment(KEYPLANE_BASE_URL=base_url),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -69,6 +69,7 @@ SHARED_APPS = [
     "django_tenants",
     "portal.tenants",
     "portal.catalog",
+    "overlays.catalog",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",

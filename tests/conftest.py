@@ -51,12 +51,32 @@ def server_environment(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> None:
-    """Create the test database, then onboard the two session tenants."""
+def django_db_setup(  # type: ignore[no-untyped-def]
+    django_test_environment: None,
+    django_db_blocker,
+    django_db_keepdb: bool,
+    django_db_createdb: bool,
+    django_db_modify_db_settings: None,
+) -> Iterator[None]:
+    """Create the test database, then onboard the two session tenants.
+
+    Replaces pytest-django's fixture, which creates the database only when
+    some collected test asks for `db`; the live tests use committed rows
+    instead and must get a database too.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
     from portal.tenants.models import Tenant
     from portal.tenants.services import tenant_onboard
 
-    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+    with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=0,
+            interactive=False,
+            keepdb=django_db_keepdb and not django_db_createdb,
+            aliases={"default"},
+            serialized_aliases=set(),
+        )
         for slug in TENANT_SLUGS:
             if not Tenant.objects.filter(slug=slug).exists():
                 tenant_onboard(
@@ -66,6 +86,9 @@ def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequ
                     admin_email=f"admin@{slug}.example",
                     admin_password="correct-horse-battery",
                 )
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0)
 
 
 @pytest.fixture

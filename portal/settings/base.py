@@ -109,6 +109,16 @@ KEYPLANE_OFFBOARDING_RETENTION_DAYS = env_int(
 # Folder for per-tenant files (exports, bundles); each tenant gets a subfolder.
 KEYPLANE_DATA_DIR = Path(env_str("KEYPLANE_DATA_DIR", default=str(STATE_DIR / "data")))
 
+# --- Audit (see docs/audit.md) --------------------------------------------------
+
+# Default retention of decision-log entries for new tenants, in days; each
+# tenant can change its own in the tenant admin (Audit settings).
+KEYPLANE_AUDIT_RETENTION_DAYS = env_int("KEYPLANE_AUDIT_RETENTION_DAYS", default=400, minimum=1)
+# Minutes between periodic signed checkpoints of each tenant's chain.
+KEYPLANE_AUDIT_CHECKPOINT_MINUTES = env_int(
+    "KEYPLANE_AUDIT_CHECKPOINT_MINUTES", default=60, minimum=1
+)
+
 # --- Database and cache -------------------------------------------------------
 
 DATABASE_URL = env_str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/keyplane")

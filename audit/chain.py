@@ -1,0 +1,180 @@
+"""Hash chaining of decision-log entries and the signing hooks for checkpoints.
+
+Entry format. Each entry is serialized as canonical JSON: the object
+`{"seq", "time", "event", "outcome", "reason", "actor", "subject", "data",
+"prev_hash"}` with keys sorted, no insignificant whitespace, UTF-8, and `time`
+written as `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC. The entry's `hash` is the
+lower-case hex SHA-256 of those bytes. Because `prev_hash` (the previous
+entry's hash, or 64 zeros for the first entry) is inside the hashed bytes,
+editing, removing, inserting or reordering any entry changes every later hash.
+
+Checkpoints. A checkpoint is a compact JWS (EdDSA, typ
+`kp-audit-checkpoint+jwt`) over the claims `{"tid", "seq", "hash", "kind",
+"iat"}`: the tenant schema, the sequence number it covers, that entry's hash,
+`periodic` or `retention_cut`, and the signing time in Unix seconds. This
+module does not hold keys: the licensing app registers a signer that signs
+with the tenant's current key and a provider of the tenant's public key set,
+because audit imports no other Keyplane app.
+
+`audit/verify_bundle.py` repeats the serialization and the JWS check so that it
+runs without Django; the bundle tests keep the two in step.
+
+This module imports nothing from Django, so the benchmark and offline tools
+can use it directly.
+"""
+
+import base64
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+GENESIS_HASH = "0" * 64
+CHECKPOINT_TYPE = "kp-audit-checkpoint+jwt"
+
+CheckpointSigner = Callable[[dict[str, Any]], str]
+KeySetProvider = Callable[[], dict[str, Any]]
+
+_checkpoint_signer: CheckpointSigner | None = None
+_key_set_provider: KeySetProvider | None = None
+_certificate_provider: Callable[[], list[str]] | None = None
+
+
+class CheckpointSignatureInvalid(Exception):
+    """Raised when a checkpoint JWS is malformed, of the wrong type or fails verification."""
+
+
+def format_time(value: dt.datetime) -> str:
+    """Format an aware datetime as the UTC text used inside the hashed bytes."""
+    if value.tzinfo is None:
+        raise ValueError(f"entry time {value!r} has no time zone; pass an aware datetime")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_entry(
+    *,
+    seq: int,
+    time: dt.datetime | str,
+    event: str,
+    outcome: str,
+    reason: str,
+    actor: str,
+    subject: str,
+    data: dict[str, Any],
+    prev_hash: str,
+) -> bytes:
+    """Serialize one entry to the canonical bytes that its hash covers."""
+    document = {
+        "seq": seq,
+        "time": time if isinstance(time, str) else format_time(time),
+        "event": event,
+        "outcome": outcome,
+        "reason": reason,
+        "actor": actor,
+        "subject": subject,
+        "data": data,
+        "prev_hash": prev_hash,
+    }
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def entry_hash(**fields: Any) -> str:
+    """Return the hex SHA-256 of the canonical entry built from `fields`."""
+    return hashlib.sha256(canonical_entry(**fields)).hexdigest()
+
+
+# --- Checkpoint signing hooks ---------------------------------------------------
+
+
+def register_checkpoint_signer(signer: CheckpointSigner | None) -> None:
+    """Set the callable that signs checkpoint claims with the current tenant's key.
+
+    `signer(claims)` runs in the tenant's schema and returns a compact JWS
+    with `alg` EdDSA, a `kid` header and typ `kp-audit-checkpoint+jwt`.
+    Passing None removes the signer (tests use this).
+    """
+    global _checkpoint_signer
+    _checkpoint_signer = signer
+
+
+def register_key_set_provider(
+    provider: KeySetProvider | None,
+    *,
+    certificates: Callable[[], list[str]] | None = None,
+) -> None:
+    """Set the callables returning the current tenant's public keys.
+
+    `provider()` returns a JWKS dict `{"keys": [...]}` with every key that may
+    have signed a checkpoint (retired keys included). `certificates()`
+    returns the `kp-key-cert+jwt` certificates of those keys signed by the
+    root key; the export bundle includes them so an auditor can tie the
+    tenant keys to the root key.
+    """
+    global _key_set_provider, _certificate_provider
+    _key_set_provider = provider
+    _certificate_provider = certificates
+
+
+def checkpoint_signer() -> CheckpointSigner | None:
+    return _checkpoint_signer
+
+
+def tenant_key_set() -> dict[str, Any] | None:
+    """Return the registered tenant JWKS, or None when no provider is registered."""
+    return _key_set_provider() if _key_set_provider is not None else None
+
+
+def tenant_key_certificates() -> list[str]:
+    return _certificate_provider() if _certificate_provider is not None else []
+
+
+# --- Compact JWS verification (EdDSA only) --------------------------------------
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jws_verify(token: str, key_set: dict[str, Any], *, expected_type: str) -> dict[str, Any]:
+    """Verify an EdDSA compact JWS against `key_set` and return its claims.
+
+    Raises CheckpointSignatureInvalid when the token is malformed, its `typ`
+    or `alg` is unexpected, its `kid` is not in the key set or the signature
+    does not verify.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise CheckpointSignatureInvalid("the token is not a compact JWS with three parts")
+    try:
+        header = json.loads(_b64url_decode(parts[0]))
+        claims = json.loads(_b64url_decode(parts[1]))
+        signature = _b64url_decode(parts[2])
+    except ValueError as error:
+        raise CheckpointSignatureInvalid(f"the token is not valid base64url JSON: {error}") from None
+    if header.get("alg") != "EdDSA":
+        raise CheckpointSignatureInvalid(f"unexpected alg {header.get('alg')!r}; expected EdDSA")
+    if header.get("typ") != expected_type:
+        raise CheckpointSignatureInvalid(
+            f"unexpected typ {header.get('typ')!r}; expected {expected_type}"
+        )
+    kid = header.get("kid")
+    matching = [key for key in key_set.get("keys", []) if key.get("kid") == kid]
+    if not matching:
+        raise CheckpointSignatureInvalid(f"kid {kid!r} is not in the tenant key set")
+    jwk = matching[0]
+    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        raise CheckpointSignatureInvalid(f"key {kid!r} is not an Ed25519 OKP key")
+    public_key = Ed25519PublicKey.from_public_bytes(_b64url_decode(jwk["x"]))
+    try:
+        public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
+    except InvalidSignature:
+        raise CheckpointSignatureInvalid(f"the signature does not verify with key {kid!r}") from None
+    if not isinstance(claims, dict):
+        raise CheckpointSignatureInvalid("the claims are not a JSON object")
+    return claims

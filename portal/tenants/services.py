@@ -128,7 +128,9 @@ def tenant_onboard(
         raise
 
     logger.info("tenant.onboard.done slug=%s schema=%s", slug, schema_name)
-    return OnboardedTenant(tenant=tenant, admin_username=admin_username, admin_password=admin_password)
+    return OnboardedTenant(
+        tenant=tenant, admin_username=admin_username, admin_password=admin_password
+    )
 
 
 def tenant_suspend(*, tenant: Tenant, offboarding: bool = False) -> Tenant:

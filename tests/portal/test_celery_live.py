@@ -77,10 +77,13 @@ def _queue_length(queue: str) -> int:
 def test_task_enqueued_in_rolled_back_transaction_is_never_sent(committed_db: None) -> None:
     # A queue no worker consumes, so the broker shows exactly what was sent.
     queue = f"unconsumed-{uuid.uuid4().hex[:8]}"
-    with schema_context("alpha"):
-        with pytest.raises(RuntimeError), transaction.atomic():
+    def enqueue_then_fail() -> None:
+        with transaction.atomic():
             current_schema.apply_async_on_commit(queue=queue)
             raise RuntimeError("roll back")
+
+    with schema_context("alpha"), pytest.raises(RuntimeError, match="roll back"):
+        enqueue_then_fail()
     assert _queue_length(queue) == 0
 
 
@@ -95,9 +98,8 @@ def test_task_enqueued_in_committed_transaction_is_sent_once(committed_db: None)
 
 def test_on_commit_send_keeps_schema_of_enqueue_time(committed_db: None) -> None:
     queue = f"unconsumed-{uuid.uuid4().hex[:8]}"
-    with transaction.atomic():
-        with schema_context("beta"):
-            current_schema.apply_async_on_commit(queue=queue)
+    with transaction.atomic(), schema_context("beta"):
+        current_schema.apply_async_on_commit(queue=queue)
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     import json
 
@@ -105,8 +107,8 @@ def test_on_commit_send_keeps_schema_of_enqueue_time(committed_db: None) -> None
     assert message["headers"]["_schema_name"] == "beta"
 
 
-def test_fan_out_sends_one_task_per_active_tenant(celery_worker: object, committed_db: None) -> None:
-    sent = app.send_task("portal.for_each_tenant", args=["portal.ping"]).get(
-        timeout=RESULT_TIMEOUT
-    )
+def test_fan_out_sends_one_task_per_active_tenant(
+    celery_worker: object, committed_db: None
+) -> None:
+    sent = app.send_task("portal.for_each_tenant", args=["portal.ping"]).get(timeout=RESULT_TIMEOUT)
     assert sent >= 2

@@ -45,7 +45,9 @@ def test_alpha_credentials_fail_on_beta(tenant_alpha: Tenant, tenant_beta: Tenan
     assert "Please enter the correct username and password" in response.content.decode()
 
 
-def test_cache_entry_is_invisible_to_other_tenant(tenant_alpha: Tenant, tenant_beta: Tenant) -> None:
+def test_cache_entry_is_invisible_to_other_tenant(
+    tenant_alpha: Tenant, tenant_beta: Tenant
+) -> None:
     with schema_context("alpha"):
         cache.set("grant:1", "alpha-value", 60)
     with schema_context("beta"):

@@ -28,7 +28,7 @@ class DecisionLogEntry(models.Model):
     subject = models.CharField(max_length=150, blank=True, help_text="For example grant:12.")
     data = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering: ClassVar = ["-seq"]

@@ -22,6 +22,7 @@ from audit.exceptions import (
     SecretInDecisionData,
 )
 from audit.models import AuditSettings, ChainHead, Checkpoint, DecisionLogEntry, LegalHold
+from audit.selectors import current_tenant_slug
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def _sign_checkpoint(*, seq: int, digest: str, kind: str) -> str:
             "cannot be signed."
         )
     claims = {
-        "tid": connection.schema_name,
+        "tid": current_tenant_slug(),
         "seq": seq,
         "hash": digest,
         "kind": kind,

@@ -46,9 +46,10 @@ def test_signer() -> TestSigner:
 
 @pytest.fixture
 def registered_signer(test_signer: TestSigner) -> Iterator[TestSigner]:
-    """Register the test signer and key set with audit.chain for one test."""
+    """Register the test signer and key set with audit.chain for one test, then restore."""
+    saved = (chain._checkpoint_signer, chain._key_set_provider, chain._certificate_provider)
     chain.register_checkpoint_signer(test_signer.sign)
     chain.register_key_set_provider(test_signer.key_set)
     yield test_signer
-    chain.register_checkpoint_signer(None)
-    chain.register_key_set_provider(None)
+    chain.register_checkpoint_signer(saved[0])
+    chain.register_key_set_provider(saved[1], certificates=saved[2])

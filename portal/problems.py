@@ -2,7 +2,7 @@
 
 Every error that reaches a client is a `KeyplaneError` subclass with a stable
 snake_case `code`, an HTTP status, a title, a message naming the bad value and
-a one-sentence remediation for whoever can fix it. Business modules raise
+a one-sentence remediation for the person who can fix it. Business modules raise
 these; the DRF exception handler and `problem_response` render them as
 `application/problem+json`. The full code table lives in docs/api.md.
 """

@@ -68,7 +68,7 @@ class Tenant(TenantMixin):
 
     @property
     def is_serving(self) -> bool:
-        """Whether the tenant's pages and client API answer requests."""
+        """Whether the tenant's pages and client API serve requests."""
         return self.status == self.Status.ACTIVE
 
     @classmethod

@@ -1,7 +1,7 @@
 """Tenant lifecycle: onboarding, suspension, export and drop.
 
 Each step logs its start and end with the tenant slug. Offboarding runs
-suspend, export and drop in that order, and the drop refuses to run before
+suspend, export and drop in that order, and the drop raises TenantStateInvalid before
 the export exists and the retention period has passed.
 """
 

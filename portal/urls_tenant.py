@@ -10,7 +10,10 @@ urlpatterns = [
     path("api/v1/client/", include("licensing.api.client_urls")),
     path("api/v1/client/", include("overlays.api.client_urls")),
     path("api/v1/admin/", include("licensing.api.admin_urls")),
+    path("api/v1/client/", include("health.api.client_urls")),
     path("api/v1/admin/", include("overlays.api.admin_urls")),
+    path("api/v1/admin/", include("approvals.api.admin_urls")),
+    path("api/v1/admin/", include("health.api.admin_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -91,6 +91,8 @@ TENANT_APPS = [
     "audit",
     "licensing",
     "overlays",
+    "approvals",
+    "health",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

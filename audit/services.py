@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any
 
+from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -228,7 +229,7 @@ def audit_settings_get() -> AuditSettings:
     return settings_row
 
 
-def decision_log_purge(*, now: dt.datetime | None = None) -> int:
+def decision_log_purge(*, now: dt.datetime | None = None, actor: str = "system:audit.purge") -> int:
     """Delete entries older than the tenant's retention period; return how many.
 
     1. Lock the chain head, so no append races the cut.
@@ -240,6 +241,7 @@ def decision_log_purge(*, now: dt.datetime | None = None) -> int:
        If signing fails nothing is deleted.
     4. Delete the prefix. The append-only trigger allows this only while the
        transaction-local setting `keyplane.audit_purge` is `on`.
+    5. Record the purge itself as a decision-log entry by `actor`.
     """
     now = now or timezone.now()
     retention_days = audit_settings_get().retention_days
@@ -289,6 +291,14 @@ def decision_log_purge(*, now: dt.datetime | None = None) -> int:
             deleted = cursor.rowcount
             cursor.execute("SELECT set_config('keyplane.audit_purge', 'off', true)")
 
+        decision_record(
+            event="audit.purge",
+            outcome="ok",
+            reason="retention",
+            actor=actor,
+            data={"cut_seq": cut_entry.seq, "deleted": deleted, "retention_days": retention_days},
+        )
+
     logger.info(
         "audit.purge schema=%s cut_seq=%d deleted=%d retention_days=%d",
         connection.schema_name,
@@ -297,3 +307,40 @@ def decision_log_purge(*, now: dt.datetime | None = None) -> int:
         retention_days,
     )
     return deleted
+
+
+def verification_alert(*, report: chain.VerificationReport) -> None:
+    """Log a failed verification, record it and e-mail the tenant's alert recipients."""
+    first = report.first_bad
+    if first is None:
+        return
+    schema = connection.schema_name
+    logger.error(
+        "audit.verify_failed schema=%s code=%s seq=%s checkpoint=%s",
+        schema,
+        first.code,
+        first.seq,
+        first.checkpoint,
+    )
+    decision_record(
+        event="audit.verify",
+        outcome="failed",
+        reason=first.code,
+        actor="system:audit.verify",
+        data={"seq": first.seq, "checkpoint": first.checkpoint},
+    )
+    recipients = [
+        user.email for user in audit_settings_get().alert_recipients.all() if user.email
+    ]
+    if not recipients:
+        return
+    send_mail(
+        subject=f"Keyplane audit verification failed for {current_tenant_slug()}",
+        message=(
+            f"The decision-log verification found a problem: {first.message}.\n"
+            "Run `manage.py audit_verify --tenant "
+            f"{current_tenant_slug()}` for the full report and compare with the last export."
+        ),
+        from_email=None,
+        recipient_list=recipients,
+    )

@@ -9,6 +9,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,18 @@ class ScheduledTenantTask:
 
 # Apps add their periodic per-tenant work here.
 DEFAULT_SCHEDULE: list[ScheduledTenantTask] = []
+
+# Audit: signed checkpoints of each decision-log chain, the retention purge
+# at 02:00 UTC and a full chain verification at 03:00 UTC.
+DEFAULT_SCHEDULE += [
+    ScheduledTenantTask(
+        "audit: checkpoint",
+        "audit.checkpoint",
+        every_minutes=settings.KEYPLANE_AUDIT_CHECKPOINT_MINUTES,
+    ),
+    ScheduledTenantTask("audit: retention purge", "audit.purge", daily_at_hour=2),
+    ScheduledTenantTask("audit: verify chain", "audit.verify", daily_at_hour=3),
+]
 
 
 def schedule_sync() -> int:

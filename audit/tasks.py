@@ -1,0 +1,43 @@
+"""Periodic audit work per tenant: checkpoints, retention purge and chain verification.
+
+Each task runs in the schema it was sent to (see portal/celery.py) and calls
+one service, so each has a management command that does the same.
+"""
+
+import logging
+
+from celery import shared_task
+from django.db import connection
+
+from audit.exceptions import CheckpointSignerMissing
+from audit.services import checkpoint_create, decision_log_purge, verification_alert
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="audit.checkpoint", time_limit=120)
+def checkpoint() -> int | None:
+    """Sign the tenant's chain head; return the sequence number covered, or None."""
+    try:
+        created = checkpoint_create()
+    except CheckpointSignerMissing:
+        logger.warning("audit.checkpoint_skipped schema=%s reason=no_signer", connection.schema_name)
+        return None
+    return created.seq if created is not None else None
+
+
+@shared_task(name="audit.purge", time_limit=600)
+def purge() -> int:
+    """Delete the tenant's decision-log entries past retention; return how many."""
+    return decision_log_purge()
+
+
+@shared_task(name="audit.verify", time_limit=600)
+def verify() -> bool:
+    """Verify the tenant's chain and alert the configured recipients on failure."""
+    from audit.selectors import chain_verify
+
+    report = chain_verify()
+    if not report.ok:
+        verification_alert(report=report)
+    return report.ok

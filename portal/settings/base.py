@@ -80,6 +80,7 @@ SHARED_APPS = [
     "django_celery_beat",
     "rest_framework",
     "drf_spectacular",
+    "portal.demo",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",

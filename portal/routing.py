@@ -29,9 +29,7 @@ from portal.tenants.models import Tenant
 logger = logging.getLogger(__name__)
 
 _TENANT_PATH = re.compile(
-    r"^/{prefix}/(?P<slug>[^/]+)(?P<rest>/.*)?$".format(
-        prefix=re.escape(settings.KEYPLANE_TENANT_PATH_PREFIX)
-    )
+    rf"^/{re.escape(settings.KEYPLANE_TENANT_PATH_PREFIX)}/(?P<slug>[^/]+)(?P<rest>/.*)?$"
 )
 
 

@@ -158,11 +158,21 @@ def celery_worker(django_db_setup: None, django_db_blocker) -> Iterator[subproce
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                celery_bin, "-A", "portal", "worker",
-                "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
-                "--include", "tests.celery_tasks",
-                "--hostname", worker_name,
-                "--concurrency", "2", "--loglevel", "INFO", "--without-gossip",
+                celery_bin,
+                "-A",
+                "portal",
+                "worker",
+                "--queues",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "--include",
+                "tests.celery_tasks",
+                "--hostname",
+                worker_name,
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
                 "--without-mingle",
             ],
             cwd=PROJECT_ROOT,
@@ -200,8 +210,14 @@ def live_site(django_db_setup: None) -> Iterator[str]:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                gunicorn_bin, "portal.wsgi:application",
-                "--bind", f"127.0.0.1:{port}", "--workers", "4", "--timeout", "60",
+                gunicorn_bin,
+                "portal.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "4",
+                "--timeout",
+                "60",
             ],
             cwd=PROJECT_ROOT,
             env=server_environment(KEYPLANE_BASE_URL=base_url),

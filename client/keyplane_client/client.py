@@ -118,13 +118,7 @@ class Client:
             self._schedule_refresh()
 
     def _with_manifest_keys(self, keyring: Keyring, manifest: Manifest) -> Keyring:
-        certificates = []
-        for compact in manifest.key_certificates:
-            try:
-                certificates.append(verify_key_certificate(compact, self.root_keys, tenant=self.tenant))
-            except KeyplaneClientError as exc:
-                logger.warning("manifest %s carries a key certificate that does not verify: %s", manifest.version, exc)
-        return keyring.merged(Keyring(self.tenant, certificates))
+        return keyring.extended(manifest.key_certificates, self.root_keys)
 
     # Decisions.
 

@@ -10,6 +10,7 @@ sign for another tenant and a key embedded in a token is never used.
 """
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from keyplane_client.errors import TrustError, VerificationError
 from keyplane_client.jose import CompactJws, check_header, parse_compact, public_key_from_jwk, verify_signature
+
+logger = logging.getLogger(__name__)
 
 TYP_KEY_CERT = "kp-key-cert+jwt"
 ACCEPTED_KEY_STATUSES = frozenset({"active", "retiring"})
@@ -144,6 +147,16 @@ class Keyring:
         if other.tenant != self.tenant:
             raise TrustError("cannot merge keyrings of two tenants", reason="tenant_mismatch")
         return Keyring(self.tenant, (*self.certificates, *other.certificates))
+
+    def extended(self, compacts: Iterable[str], root_keys: RootKeys) -> "Keyring":
+        """This keyring plus the certificates among `compacts` that verify; others are logged and skipped."""
+        certificates = []
+        for compact in compacts:
+            try:
+                certificates.append(verify_key_certificate(compact, root_keys, tenant=self.tenant))
+            except VerificationError as exc:
+                logger.warning("key certificate skipped (%s): %s", exc.reason, exc)
+        return self.merged(Keyring(self.tenant, certificates))
 
     def verify(self, compact: str | bytes, *, expected_typ: str) -> CompactJws:
         """Parse and verify a tenant-signed object; the caller checks its claims.

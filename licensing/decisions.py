@@ -1,12 +1,16 @@
 """Decision-log entries for licensing decisions.
 
-Forwards to `audit.services.decision_record`, which appends a hash-chained
-entry in the caller's transaction.
+A thin layer over `audit.services.decision_record`, which appends a
+hash-chained entry in the caller's transaction and locks the tenant's chain
+head until that transaction ends: callers record their decision as the last
+step of a short transaction. `reason` is a stable code; free text that an
+administrator typed (why a seat was released) goes into `data["note"]`.
 """
 
-import importlib
 import logging
 from typing import Any
+
+from audit.services import decision_record
 
 logger = logging.getLogger(__name__)
 
@@ -18,15 +22,14 @@ def decision(
     reason: str = "",
     actor: str = "",
     subject: str = "",
+    note: str = "",
     data: dict[str, Any] | None = None,
 ) -> None:
-    """Append a decision-log entry; logs it too, so the log and the chain agree."""
+    """Append a decision-log entry and log it."""
     logger.info("%s outcome=%s reason=%s subject=%s", event, outcome, reason, subject)
-    # TODO: call audit.services.decision_record directly once the audit app provides it.
-    try:
-        services = importlib.import_module("audit.services")
-    except ImportError:
-        return
-    record = getattr(services, "decision_record", None)
-    if record is not None:
-        record(event=event, outcome=outcome, reason=reason, actor=actor, subject=subject, data=data)
+    payload = dict(data or {})
+    if note:
+        payload["note"] = note[:500]
+    decision_record(
+        event=event, outcome=outcome, reason=reason, actor=actor, subject=subject, data=payload
+    )

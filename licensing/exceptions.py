@@ -148,3 +148,12 @@ class AlreadyRevoked(KeyplaneError):
     status = 409
     title = "Already revoked"
     remediation = "Nothing to do: the target is already revoked."
+
+
+class RequestTooLarge(KeyplaneError):
+    """Raised when a client API request body exceeds the size limit."""
+
+    code = "request_too_large"
+    status = 413
+    title = "Request body too large"
+    remediation = "Send only the documented fields; client API bodies are small JSON objects."

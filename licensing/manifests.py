@@ -103,7 +103,7 @@ def manifest_publish(*, product_code: str, reason: str, acting_user: Any = None)
         decision(
             event="manifest.published",
             outcome="done",
-            reason=reason,
+            note=reason,
             actor=getattr(acting_user, "username", "") or "",
             subject=f"{product_code}@{version}",
         )

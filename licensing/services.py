@@ -138,7 +138,7 @@ def grant_status_set(*, grant_id: int, status: str, reason: str, acting_user: An
         decision(
             event="grant.status_changed",
             outcome=status,
-            reason=reason,
+            note=reason,
             actor=_actor(acting_user),
             subject=str(grant.pk),
         )
@@ -183,7 +183,7 @@ def seat_force_release(*, seat_id: int, reason: str, acting_user: Any) -> Seat:
         decision(
             event="seat.force_released",
             outcome="done",
-            reason=reason,
+            note=reason,
             actor=_actor(acting_user),
             subject=str(seat.pk),
             data={"grant": seat.grant_id, "device": seat.device_id},
@@ -216,7 +216,7 @@ def grant_revoke(*, grant_id: int, reason: str, acting_user: Any) -> Revocation:
             kind=Revocation.Kind.GRANT, grant=grant, reason=reason[:500], created_by=_user(acting_user)
         )
         decision(
-            event="grant.revoked", outcome="done", reason=reason, actor=_actor(acting_user),
+            event="grant.revoked", outcome="done", note=reason, actor=_actor(acting_user),
             subject=str(grant.pk),
         )
         manifest_publish(
@@ -243,7 +243,7 @@ def device_revoke(*, device_id: int, reason: str, acting_user: Any) -> Revocatio
             kind=Revocation.Kind.DEVICE, device=device, reason=reason[:500], created_by=_user(acting_user)
         )
         decision(
-            event="device.revoked", outcome="done", reason=reason, actor=_actor(acting_user),
+            event="device.revoked", outcome="done", note=reason, actor=_actor(acting_user),
             subject=str(device.pk),
         )
         for product_code in sorted(products):
@@ -267,7 +267,7 @@ def token_revoke(*, jti: str, reason: str, acting_user: Any) -> Revocation:
             kind=Revocation.Kind.TOKEN, token_jti=jti, reason=reason[:500], created_by=_user(acting_user)
         )
         decision(
-            event="token.revoked", outcome="done", reason=reason, actor=_actor(acting_user),
+            event="token.revoked", outcome="done", note=reason, actor=_actor(acting_user),
             subject=jti,
         )
         manifest_publish(

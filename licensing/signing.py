@@ -117,7 +117,7 @@ def root_key_rotate(*, reason: str) -> RootSigningKey:
     decision(
         event="key.root_rotated",
         outcome="done",
-        reason=reason,
+        note=reason,
         subject=new.kid,
         data={"previous": old.kid if old else None},
     )
@@ -288,7 +288,7 @@ def tenant_key_rotate(*, reason: str, compromised: bool = False) -> Any:
         decision(
             event="key.tenant_rotated",
             outcome="compromised" if compromised else "done",
-            reason=reason,
+            note=reason,
             subject=new.kid,
             data={"previous": old.kid if old else None},
         )

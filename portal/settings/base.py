@@ -234,6 +234,18 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- Licensing ----------------------------------------------------------------
+
+# Client API rate limits as (requests, window in seconds) per tenant and
+# identity: a client address, a license key (activation) or a device key.
+KEYPLANE_CLIENT_RATE_LIMITS = {
+    "address": (env_int("KEYPLANE_RATE_PER_ADDRESS", default=300, minimum=1), 60),
+    "license": (env_int("KEYPLANE_RATE_PER_LICENSE", default=120, minimum=1), 60),
+    "device": (env_int("KEYPLANE_RATE_PER_DEVICE", default=30, minimum=1), 60),
+}
+# Largest accepted client API request body in bytes.
+KEYPLANE_CLIENT_MAX_BODY_BYTES = env_int("KEYPLANE_CLIENT_MAX_BODY_BYTES", default=8192, minimum=512)
+
 # --- Celery -------------------------------------------------------------------
 
 CELERY_BROKER_URL = REDIS_URL

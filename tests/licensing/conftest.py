@@ -87,3 +87,71 @@ def product(db: None) -> Any:
 @pytest.fixture
 def device_key() -> DeviceKey:
     return DeviceKey()
+
+
+class ClientApi:
+    """Calls a tenant's client API in-process, signing each request with a device key.
+
+    The routing middleware switches the connection back to the public schema
+    after each request; this helper restores the tenant schema afterwards so
+    the test body keeps reading the tenant's rows.
+    """
+
+    def __init__(self, tenant: Any, base: str = "http://testserver") -> None:
+        from django.test import Client
+
+        self.tenant = tenant
+        self.base = base
+        self.http = Client()
+
+    def url(self, endpoint: str) -> str:
+        return f"{self.base}/t/{self.tenant.slug}/api/v1/client/{endpoint}"
+
+    def _restore(self) -> None:
+        from django.db import connection
+
+        connection.set_tenant(self.tenant)
+
+    def post(
+        self,
+        endpoint: str,
+        body: Any,
+        *,
+        key: DeviceKey | None = None,
+        proof: str | None = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        all_headers = dict(headers or {})
+        if proof is None and key is not None:
+            proof = key.proof("POST", self.url(endpoint))
+        if proof is not None:
+            all_headers["DPoP"] = proof
+        import json as _json
+
+        data = raw if raw is not None else _json.dumps(body)
+        try:
+            return self.http.post(
+                f"/t/{self.tenant.slug}/api/v1/client/{endpoint}",
+                data=data,
+                content_type="application/json",
+                headers=all_headers,
+            )
+        finally:
+            self._restore()
+
+    def get(self, endpoint: str, *, headers: dict[str, str] | None = None, **params: str) -> Any:
+        try:
+            return self.http.get(
+                f"/t/{self.tenant.slug}/api/v1/client/{endpoint}", params, headers=headers or {}
+            )
+        finally:
+            self._restore()
+
+
+@pytest.fixture
+def alpha_api(in_alpha: Any, product: Any) -> ClientApi:
+    from django.db import connection
+
+    connection.set_tenant(in_alpha)
+    return ClientApi(in_alpha)

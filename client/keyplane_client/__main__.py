@@ -1,0 +1,3 @@
+from keyplane_client.cli import main
+
+main()

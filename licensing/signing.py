@@ -73,11 +73,21 @@ def _open_private_key(envelope: bytes, kid: str) -> Ed25519PrivateKey:
 def _root_key_create() -> RootSigningKey:
     private_key = Ed25519PrivateKey.generate()
     kid = _new_kid("root")
-    return RootSigningKey.objects.create(
+    key = RootSigningKey(
         kid=kid,
         public_key=public_key_bytes(private_key.public_key()),
         private_key_envelope=default_keystore().seal(_private_bytes(private_key), kid=kid),
     )
+    _without_request_user(key)
+    key.save()
+    return key
+
+
+def _without_request_user(key: RootSigningKey) -> None:
+    # The root key lives in the public schema, but may be created during a
+    # tenant request whose user exists only in the tenant's schema; its
+    # history row must not point at that user.
+    key._history_user = None  # type: ignore[attr-defined]  # read by simple_history
 
 
 def root_key_active() -> RootSigningKey:
@@ -111,6 +121,7 @@ def root_key_rotate(*, reason: str) -> RootSigningKey:
             old.state = KeyState.RETIRING
             old.state_changed_at = now
             old.not_after = now + CERTIFICATE_LIFETIME
+            _without_request_user(old)
             old.save(update_fields=["state", "state_changed_at", "not_after"])
         new = _root_key_create()
     logger.info("signing.root_key_rotated old=%s new=%s", old.kid if old else None, new.kid)
@@ -142,7 +153,12 @@ def root_jwks() -> dict[str, list[dict[str, str]]]:
 
 
 def _certify(
-    *, tenant_slug: str, kid: str, public_key: Ed25519PublicKey, not_after: datetime | None
+    *,
+    tenant_slug: str,
+    kid: str,
+    public_key: Ed25519PublicKey,
+    not_after: datetime | None,
+    status: str = KeyState.ACTIVE,
 ) -> str:
     root = root_key_active()
     now = timezone.now()
@@ -157,6 +173,7 @@ def _certify(
         "iat": int(now.timestamp()),
         "nbf": int(now.timestamp()),
         "exp": int(expires.timestamp()),
+        "status": str(status),
     }
     root_private = _open_private_key(root.private_key_envelope, root.kid)
     return jws_sign(claims, typ=KEY_CERT_TYP, kid=root.kid, private_key=root_private)
@@ -283,7 +300,18 @@ def tenant_key_rotate(*, reason: str, compromised: bool = False) -> Any:
             old.state = KeyState.COMPROMISED if compromised else KeyState.RETIRING
             old.state_changed_at = now
             old.verify_until = now if compromised else _verify_window_end(old.kid)
-            old.save(update_fields=["state", "state_changed_at", "verify_until"])
+            fields = ["state", "state_changed_at", "verify_until"]
+            if not compromised:
+                # Clients learn from the certificate that the key only verifies now.
+                old.certificate = _certify(
+                    tenant_slug=current_tenant_slug(),
+                    kid=old.kid,
+                    public_key=Ed25519PublicKey.from_public_bytes(bytes(old.public_key)),
+                    not_after=old.verify_until,
+                    status=KeyState.RETIRING,
+                )
+                fields.append("certificate")
+            old.save(update_fields=fields)
         new = _tenant_key_create()
         decision(
             event="key.tenant_rotated",
@@ -328,6 +356,7 @@ def tenant_key_certificates() -> list[str]:
                 kid=key.kid,
                 public_key=public_key,
                 not_after=key.verify_until,
+                status=key.state,
             )
             key.save(update_fields=["certificate"])
         certificates.append(key.certificate)

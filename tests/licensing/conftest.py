@@ -155,3 +155,17 @@ def alpha_api(in_alpha: Any, product: Any) -> ClientApi:
 
     connection.set_tenant(in_alpha)
     return ClientApi(in_alpha)
+
+
+@pytest.fixture(autouse=True)
+def rate_limits_reset() -> None:
+    """Start every test with empty rate-limit counters of this test run."""
+    from django.conf import settings
+
+    from licensing.redis_store import redis_client
+
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    client = redis_client()
+    keys = list(client.scan_iter(match=f"{prefix}:*:rl:*", count=500))
+    if keys:
+        client.delete(*keys)

@@ -1,0 +1,55 @@
+"""Policy and grant validation: contradictory settings are rejected, naming the fields."""
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from licensing.exceptions import PolicyInvalid
+from licensing.models import Policy
+from tests.licensing.conftest import policy_make
+
+
+def _fields(error: PolicyInvalid) -> set[str]:
+    return {item["field"] for item in error.extra["errors"]}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"grace_days": 91}, "grace_days"),
+        ({"grace_days": 40, "term_days": 30, "renewal_cadence": "monthly"}, "grace_days"),
+        ({"token_lifetime_hours": 48, "offline_tolerance_hours": 24}, "token_lifetime_hours"),
+        ({"term_days": 30, "renewal_cadence": "annual"}, "term_days"),
+        ({"entitlements": ["teleport"]}, "entitlements"),
+        ({"product_code": "nothing"}, "product_code"),
+    ],
+)
+def test_policy_contradiction_rejected(in_alpha, product, overrides: dict, field: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PolicyInvalid) as raised:
+        policy_make(**overrides)
+    assert field in _fields(raised.value)
+    assert not Policy.objects.exists()
+
+
+def test_policy_database_constraint_backs_clean(in_alpha, product) -> None:  # type: ignore[no-untyped-def]
+    policy = policy_make()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Policy.objects.filter(pk=policy.pk).update(token_lifetime_hours=1000)
+
+
+def test_grant_zero_seats_rejected(in_alpha, product) -> None:  # type: ignore[no-untyped-def]
+    from licensing.services import grant_create
+
+    policy = policy_make()
+    with pytest.raises(PolicyInvalid) as raised:
+        grant_create(policy_id=policy.pk, seat_count=0, acting_user=None)
+    assert "seat_count" in _fields(raised.value)
+
+
+def test_license_key_stored_only_as_hash(in_alpha, product) -> None:  # type: ignore[no-untyped-def]
+    from licensing.models import LicenseGrant
+    from licensing.services import grant_create
+
+    policy = policy_make()
+    grant, license_key = grant_create(policy_id=policy.pk, seat_count=1, acting_user=None)
+    row = LicenseGrant.objects.filter(pk=grant.pk).values().get()
+    assert all(license_key not in str(value) for value in row.values())

@@ -224,6 +224,7 @@ def verify_chain(
     key_set: dict[str, Any] | None,
     tenant: str,
     head: tuple[int, str] | None = None,
+    start: tuple[int, str] | None = None,
 ) -> VerificationReport:
     """Recompute the chain and check it against the signed checkpoints.
 
@@ -231,10 +232,13 @@ def verify_chain(
     `seq` order. `checkpoints` are dicts with `id`, `seq`, `hash`, `kind` and
     `token`. `tenant` is the tenant slug that the checkpoints' `tid` must
     name. `head` is the stored chain head `(seq, hash)` when there is one.
+    `start` is `(seq, hash)` of the entry just before the first one to check,
+    for a part of the chain such as an export; the caller must check that
+    the start is signed.
 
     1. Verify every checkpoint's signature and that its claims match its row.
-    2. Start after the newest valid retention cut, else at #1 with the
-       genesis hash.
+    2. Start after `start` when given, else after the newest valid retention
+       cut, else at #1 with the genesis hash.
     3. Walk the entries: each must have the next sequence number, a stored
        hash equal to the recomputed one, the previous entry's hash as its
        `prev_hash`, and the hash of every checkpoint at its `seq`.
@@ -258,6 +262,8 @@ def verify_chain(
 
     cuts = [c for c in valid_checkpoints if c["kind"] == "retention_cut"]
     cut = max(cuts, key=lambda c: c["seq"], default=None)
+    if start is not None:
+        cut = {"seq": start[0], "hash": start[1]}
     expected_seq = cut["seq"] + 1 if cut else 1
     expected_prev = cut["hash"] if cut else GENESIS_HASH
     by_seq: dict[int, list[dict[str, Any]]] = {}
@@ -274,7 +280,7 @@ def verify_chain(
             report.findings.append(
                 Finding(
                     "entry_unexpected",
-                    f"entry #{seq} precedes the retention cut at #{cut['seq']}",
+                    f"entry #{seq} is older than the signed start of the chain at #{cut['seq']}",
                     seq,
                 )
             )

@@ -27,26 +27,26 @@ def current_tenant_slug() -> str:
 
 
 def entry_rows(
-    *, since: Any = None, until: Any = None, chunk_size: int = _CHUNK
+    *, first_seq: int | None = None, last_seq: int | None = None, chunk_size: int = _CHUNK
 ) -> Iterator[dict[str, Any]]:
-    """Yield entries as dicts in ascending `seq` order, optionally limited to a time range.
+    """Yield entries as dicts in ascending `seq` order, optionally limited to a `seq` range.
 
     Reads in keyset-paginated chunks, so memory stays flat on large logs.
     """
     queryset = DecisionLogEntry.objects.order_by("seq")
-    if since is not None:
-        queryset = queryset.filter(time__gte=since)
-    if until is not None:
-        queryset = queryset.filter(time__lt=until)
+    if first_seq is not None:
+        queryset = queryset.filter(seq__gte=first_seq)
+    if last_seq is not None:
+        queryset = queryset.filter(seq__lte=last_seq)
     fields = (*chain.ENTRY_FIELDS, "hash")
-    last_seq = None
+    after = None
     while True:
-        page = queryset if last_seq is None else queryset.filter(seq__gt=last_seq)
+        page = queryset if after is None else queryset.filter(seq__gt=after)
         rows = list(page.values(*fields)[:chunk_size])
         if not rows:
             return
         yield from rows
-        last_seq = rows[-1]["seq"]
+        after = rows[-1]["seq"]
 
 
 def checkpoint_rows() -> list[dict[str, Any]]:

@@ -10,11 +10,13 @@ record their decision late in short transactions.
 import datetime as dt
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
+from simple_history.utils import bulk_update_with_history
 
 from audit import chain
 from audit.exceptions import (
@@ -344,3 +346,37 @@ def verification_alert(*, report: chain.VerificationReport) -> None:
         from_email=None,
         recipient_list=recipients,
     )
+
+
+# --- Legal holds ------------------------------------------------------------------
+
+
+def legal_holds_release(*, holds: Iterable[LegalHold], acting_user: Any, reason: str) -> int:
+    """Release the active holds among `holds`; return how many were released.
+
+    Writes one history row per hold with `acting_user` and `reason`, and one
+    decision-log entry per hold, in one transaction.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        pks = [hold.pk for hold in holds]
+        locked = list(LegalHold.objects.select_for_update().filter(pk__in=pks, active=True))
+        for hold in locked:
+            hold.active = False
+            hold.released_at = now
+        bulk_update_with_history(
+            locked,
+            LegalHold,
+            ["active", "released_at"],
+            default_user=acting_user,
+            default_change_reason=reason,
+        )
+        for hold in locked:
+            decision_record(
+                event="audit.legal_hold_release",
+                outcome="ok",
+                actor=acting_user.get_username(),
+                subject=f"legal_hold:{hold.pk}",
+                data={"held_subject": hold.subject},
+            )
+    return len(locked)

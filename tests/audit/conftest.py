@@ -16,7 +16,7 @@ def b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-class TestSigner:
+class CheckpointTestSigner:
     """Signs checkpoint claims like the licensing app does, with a throwaway Ed25519 key."""
 
     def __init__(self, kid: str = "test-audit-key") -> None:
@@ -40,12 +40,12 @@ class TestSigner:
 
 
 @pytest.fixture(scope="session")
-def test_signer() -> TestSigner:
-    return TestSigner()
+def test_signer() -> CheckpointTestSigner:
+    return CheckpointTestSigner()
 
 
 @pytest.fixture
-def registered_signer(test_signer: TestSigner) -> Iterator[TestSigner]:
+def registered_signer(test_signer: CheckpointTestSigner) -> Iterator[CheckpointTestSigner]:
     """Register the test signer and key set with audit.chain for one test, then restore."""
     saved = (chain._checkpoint_signer, chain._key_set_provider, chain._certificate_provider)
     chain.register_checkpoint_signer(test_signer.sign)

@@ -16,6 +16,7 @@ step k.
 import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
 from typing import Any
 
 BUCKETS = 10_000
@@ -89,3 +90,23 @@ def device_included(
     if device_bucket(device_id) < steps[step_index].bucket_limit:
         return True
     return any(slug in step.groups for step in steps[: step_index + 1] for slug in group_slugs)
+
+
+def window_contains(*, weekdays: Collection[int], start: time, end: time, moment: datetime) -> bool:
+    """Return whether `moment` (UTC) falls in a weekly window from `start` to `end`.
+
+    An `end` at or before `start` means the window runs past midnight, and
+    then `weekdays` names the day on which the window opens. An empty
+    `weekdays` means every day.
+    """
+    moment = moment.astimezone(UTC)
+    clock, day = moment.time().replace(tzinfo=None), moment.weekday()
+    if start < end:
+        opened_on = day if start <= clock < end else None
+    elif clock >= start:
+        opened_on = day
+    elif clock < end:
+        opened_on = (day - 1) % 7
+    else:
+        opened_on = None
+    return opened_on is not None and (not weekdays or opened_on in weekdays)

@@ -14,8 +14,9 @@ Three checks run before anything is published:
      - `x-secret: true`: the value must be a secret reference
        (`secretref:<store>/<name>`), resolved by the client from its own
        secret store; plaintext is rejected;
-     - `x-region-values: {"<region>": [allowed values]}`: in a tenant whose
-       region is listed, only those values are allowed.
+     - `x-region-values: {"<region>": [allowed values]}`: when the tenant's
+       product may run in a listed region, only the values allowed in every
+       such region are accepted.
 3. `secrets_scan` rejects plaintext that looks like a secret anywhere in a
    layer, in keys and values at any depth: private key blocks, known
    credential prefixes and high-entropy tokens.
@@ -93,7 +94,8 @@ class TenantFacts:
     """The tenant's entitlements and region, as the annotation rules use them."""
 
     entitlements: frozenset[str]
-    region: str | None = None
+    regions: frozenset[str] = frozenset()
+    any_entitlement: bool = False  # for platform checks that know no tenant
 
 
 _FACTS: contextvars.ContextVar[TenantFacts] = contextvars.ContextVar("overlay_tenant_facts")
@@ -185,7 +187,9 @@ def _requires_entitlement(
     validator: Any, code: str, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
     facts = _FACTS.get()
-    if instance is False or instance is None or code in facts.entitlements:
+    if instance is False or instance is None or facts.any_entitlement:
+        return
+    if code in facts.entitlements:
         return
     yield ValidationError(
         f"enabling this setting needs the entitlement {code!r}, which the tenant's "
@@ -208,12 +212,12 @@ def _secret(
 def _region_values(
     validator: Any, allowed: Mapping[str, list[Any]], instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
-    region = _FACTS.get().region
-    if region is None or region not in allowed or instance in allowed[region]:
-        return
-    yield ValidationError(
-        f"{instance!r} is not allowed in region {region!r}; allowed there: {allowed[region]!r}"
-    )
+    for region in sorted(_FACTS.get().regions):
+        if region in allowed and instance not in allowed[region]:
+            yield ValidationError(
+                f"{instance!r} is not allowed in region {region!r}; "
+                f"allowed there: {allowed[region]!r}"
+            )
 
 
 _KeyplaneValidator = validators.extend(

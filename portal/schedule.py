@@ -38,6 +38,11 @@ DEFAULT_SCHEDULE += [
     ScheduledTenantTask("audit: verify chain", "audit.verify", daily_at_hour=3),
 ]
 
+# Overlays: promote scheduled rollouts that are due, inside maintenance windows.
+DEFAULT_SCHEDULE += [
+    ScheduledTenantTask("overlays: advance rollouts", "overlays.rollouts_advance", every_minutes=5),
+]
+
 
 def schedule_sync() -> int:
     """Create the missing default entries; return how many were created."""

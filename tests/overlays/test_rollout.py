@@ -9,6 +9,7 @@ from overlays.rollout import (
     device_bucket,
     device_included,
     steps_parse,
+    window_contains,
 )
 
 DEVICES = [uuid.UUID(int=n * 7919 + 17) for n in range(5000)]
@@ -81,3 +82,23 @@ def test_steps_parse_rejects_plan_not_reaching_everyone():
 def test_steps_parse_rejects_unknown_key():
     with pytest.raises(RolloutPlanInvalid, match="unknown keys"):
         steps_parse([{"percnt": 10}, {"percent": 100}])
+
+
+def test_window_contains_same_day_range():
+    from datetime import UTC, datetime, time
+
+    window = {"weekdays": [5], "start": time(2), "end": time(4)}  # Saturdays 02:00-04:00
+
+    assert window_contains(**window, moment=datetime(2026, 12, 5, 3, 0, tzinfo=UTC))
+    assert not window_contains(**window, moment=datetime(2026, 12, 5, 4, 0, tzinfo=UTC))
+    assert not window_contains(**window, moment=datetime(2026, 12, 4, 3, 0, tzinfo=UTC))
+
+
+def test_window_contains_past_midnight():
+    from datetime import UTC, datetime, time
+
+    window = {"weekdays": [4], "start": time(22), "end": time(2)}  # Friday 22:00 to Saturday 02:00
+
+    assert window_contains(**window, moment=datetime(2026, 12, 4, 23, 0, tzinfo=UTC))
+    assert window_contains(**window, moment=datetime(2026, 12, 5, 1, 0, tzinfo=UTC))
+    assert not window_contains(**window, moment=datetime(2026, 12, 6, 1, 0, tzinfo=UTC))

@@ -87,12 +87,12 @@ def test_validate_secret_field_accepts_reference():
 
 
 def test_validate_region_restricts_values():
-    eu = TenantFacts(entitlements=frozenset(), region="eu")
+    eu = TenantFacts(entitlements=frozenset(), regions=frozenset({"eu"}))
     layers = [Layer("defaults", desktop_defaults()), Layer("tenant", {"telemetry": "full"})]
     validator = OverlayValidator(desktop_schema())
 
     eu_issues = validator.validate(resolve(layers), facts=eu)
-    us_issues = validator.validate(resolve(layers), facts=TenantFacts(frozenset(), region="us"))
+    us_issues = validator.validate(resolve(layers), facts=TenantFacts(frozenset(), regions=frozenset({"us"})))
 
     assert [(i.path, i.rule) for i in eu_issues] == [("/telemetry", "x-region-values")]
     assert us_issues == []

@@ -21,6 +21,7 @@ Checks run in this order, and the first that applies decides:
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from keyplane_client.state import LocalState
 from keyplane_client.tokens import License, Manifest, Overlay
@@ -70,9 +71,12 @@ class DecisionRules:
 DEFAULT_RULES = DecisionRules()
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome of `decide()`: state, features, reason and when it next changes."""
+class Decision(NamedTuple):
+    """The outcome of `decide()`: state, features, reason and when it next changes.
+
+    A named tuple rather than a frozen dataclass: it is as immutable and about
+    four times faster to build, which matters on the repeated-decision path.
+    """
 
     state: DecisionState
     reason: str
@@ -104,19 +108,10 @@ class Decision:
         )
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "state": self.state.value,
-            "reason": self.reason,
-            "features": list(self.features),
-            "remediation": self.remediation,
-            "decided_at": self.decided_at,
-            "next_boundary": self.next_boundary,
-            "expires_at": self.expires_at,
-            "grace_until": self.grace_until,
-            "offline_until": self.offline_until,
-            "manifest_version": self.manifest_version,
-            "overlay_release": self.overlay_release,
-        }
+        data: dict[str, object] = self._asdict()
+        data["state"] = self.state.value
+        data["features"] = list(self.features)
+        return data
 
 
 def _earliest(*times: int | None) -> int | None:
@@ -135,28 +130,17 @@ def decide(
 ) -> Decision:
     """Decide the license state at `now` (Unix seconds) from verified inputs."""
     now = int(now)
-    fallback = tuple(sorted(manifest.fallback_features)) if manifest else ()
-    overlay_release = overlay.release if overlay is not None else None
-    details: dict[str, int | None] = {
-        "expires_at": license.expires_at if license else None,
-        "grace_until": license.grace_until if license else None,
-        "offline_until": license.offline_until if license else None,
-        "manifest_version": manifest.version if manifest else None,
-        "overlay_release": overlay_release,
-    }
+    fallback = manifest.fallback_list if manifest is not None else ()
+    if license is not None:
+        times = (license.expires_at, license.grace_until, license.offline_until)
+    else:
+        times = (None, None, None)
+    extra = (*times, manifest.version if manifest is not None else None, overlay.release if overlay else None)
 
     def result(
         state_: DecisionState, reason: str, features: tuple[str, ...], next_boundary: int | None
     ) -> Decision:
-        return Decision(
-            state=state_,
-            reason=reason,
-            features=features,
-            remediation=REMEDIATIONS[reason],
-            decided_at=now,
-            next_boundary=next_boundary,
-            **details,  # type: ignore[arg-type]  # the keys match Decision's optional fields
-        )
+        return Decision(state_, reason, features, REMEDIATIONS[reason], now, next_boundary, *extra)
 
     # 1. Trusted time: the local high-water mark and every signed iat in hand.
     trusted_time = max(
@@ -210,7 +194,7 @@ def decide(
     # 8 and 9. Grace after the paid term, valid before. The token's `exp` is
     # not a boundary here: past it, the device keeps working offline until
     # the offline window ends, which is what `offline_until` is for.
-    entitled = tuple(sorted(license.entitlements))
+    entitled = license.entitlement_list
     valid_until = min(license.term_end, end_of_use)
     if now >= valid_until:
         return result(DecisionState.GRACE, "in_grace", entitled, _earliest(end_of_use, manifest_stale_at))

@@ -11,6 +11,8 @@ Service). `FileKeyStore` keeps the key as an unencrypted PKCS #8 PEM file
 readable only by its owner.
 """
 
+import base64
+import binascii
 import logging
 import os
 import secrets
@@ -18,7 +20,7 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -56,6 +58,38 @@ def write_private_file(path: Path, data: bytes) -> None:
         raise
 
 
+# PKCS #8 (RFC 5958) DER of an Ed25519 private key without attributes, as
+# RFC 8410 section 7 gives it: this fixed prefix, then the 32-byte seed.
+# Writing and reading that form directly keeps cryptography's serialization
+# module, one of the slowest imports, off the start-up path.
+PKCS8_ED25519_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
+PEM_BEGIN = "-----BEGIN PRIVATE KEY-----"
+PEM_END = "-----END PRIVATE KEY-----"
+
+
+def private_key_to_pem(key: Ed25519PrivateKey) -> bytes:
+    der = PKCS8_ED25519_PREFIX + key.private_bytes_raw()
+    return f"{PEM_BEGIN}\n{base64.b64encode(der).decode('ascii')}\n{PEM_END}\n".encode("ascii")
+
+
+def private_key_from_pem(pem: bytes) -> Ed25519PrivateKey:
+    """Load an Ed25519 PKCS #8 PEM key; other encodings go through cryptography's loader."""
+    text = pem.decode("ascii", errors="replace").strip()
+    if text.startswith(PEM_BEGIN) and text.endswith(PEM_END):
+        try:
+            der = base64.b64decode("".join(text[len(PEM_BEGIN) : -len(PEM_END)].split()), validate=True)
+        except binascii.Error:
+            der = b""
+        if len(der) == 48 and der.startswith(PKCS8_ED25519_PREFIX):
+            return Ed25519PrivateKey.from_private_bytes(der[16:])
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise TypeError("not an Ed25519 private key")
+    return key
+
+
 class FileKeyStore:
     """The device key as a PKCS #8 PEM file with mode 0600."""
 
@@ -74,18 +108,12 @@ class FileKeyStore:
                 reason="device_key_exposed",
             )
         try:
-            key = serialization.load_pem_private_key(self.path.read_bytes(), password=None)
+            return private_key_from_pem(self.path.read_bytes())
         except (ValueError, TypeError, OSError) as exc:
             raise StoreError(f"device key {self.path} cannot be read: {exc}", reason="device_key_invalid") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise StoreError(f"device key {self.path} is not an Ed25519 key", reason="device_key_invalid")
-        return key
 
     def save(self, key: Ed25519PrivateKey) -> None:
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        write_private_file(self.path, pem)
+        write_private_file(self.path, private_key_to_pem(key))
 
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -118,8 +146,6 @@ class DeviceIdentity:
 
     def mac_key(self, purpose: str) -> bytes:
         """A 32-byte key for `purpose`, derived from the device private key with HKDF-SHA256."""
-        raw = self._private_key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
+        raw = self._private_key.private_bytes_raw()
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"keyplane-client/{purpose}".encode())
         return hkdf.derive(raw)

@@ -22,7 +22,6 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from keyplane_client.errors import VerificationError
 
@@ -187,7 +186,7 @@ def public_key_from_jwk(jwk: Any) -> Ed25519PublicKey:
 
 
 def public_jwk(public_key: Ed25519PublicKey, *, kid: str | None = None) -> dict[str, str]:
-    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    raw = public_key.public_bytes_raw()
     jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
     if kid is not None:
         jwk["kid"] = kid

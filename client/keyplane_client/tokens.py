@@ -90,6 +90,11 @@ class License:
     term_end: int
     user: str | None
     compact: str = field(repr=False)
+    # `entitlements` sorted, computed once for the repeated-decision path.
+    entitlement_list: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entitlement_list", tuple(sorted(self.entitlements)))
 
 
 def verify_license(
@@ -184,6 +189,10 @@ class Manifest:
     key_certificates: tuple[str, ...]
     claims: Mapping[str, Any] = field(repr=False)
     compact: str = field(repr=False)
+    fallback_list: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fallback_list", tuple(sorted(self.fallback_features)))
 
 
 def _revocations(claims: Mapping[str, Any]) -> Revocations:

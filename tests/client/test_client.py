@@ -309,3 +309,41 @@ def test_tls_pin_mismatch_rejected(tls_server, keys, clock, tmp_path):
     with pytest.raises(PinMismatchError):
         client.activate("KP-GOOD-KEY")
     assert tls_server.requests == []
+
+
+def test_device_key_pem_is_standard_pkcs8(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from keyplane_client.device import FileKeyStore
+
+    key = Ed25519PrivateKey.generate()
+    store = FileKeyStore(tmp_path / "device-key.pem")
+    store.save(key)
+    loaded = serialization.load_pem_private_key(store.path.read_bytes(), password=None)
+    assert loaded.private_bytes_raw() == key.private_bytes_raw()
+
+
+def test_device_key_crlf_pem_loads(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from keyplane_client.device import FileKeyStore
+
+    key = Ed25519PrivateKey.generate()
+    path = tmp_path / "device-key.pem"
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.write_bytes(pem.replace(b"\n", b"\r\n"))
+    path.chmod(0o600)
+    assert FileKeyStore(path).load().private_bytes_raw() == key.private_bytes_raw()
+
+
+def test_device_key_garbage_rejected(tmp_path):
+    from keyplane_client.device import FileKeyStore
+
+    path = tmp_path / "device-key.pem"
+    path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    path.chmod(0o600)
+    with pytest.raises(StoreError) as caught:
+        FileKeyStore(path).load()
+    assert caught.value.reason == "device_key_invalid"

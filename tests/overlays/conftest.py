@@ -32,7 +32,7 @@ def make_device(group=None, name="pc"):  # type: ignore[no-untyped-def]
 
 
 def grant_entitlements(product_code: str, entitlements: list[str]):  # type: ignore[no-untyped-def]
-    """Give the current tenant a grant in force for `product_code` with `entitlements`."""
+    """Give the current tenant a grant in force with `entitlements`; return (grant, key)."""
     from licensing.services import grant_create, policy_create
     from portal.catalog.models import Feature, Product
 
@@ -40,8 +40,9 @@ def grant_entitlements(product_code: str, entitlements: list[str]):  # type: ign
     for code in entitlements:
         Feature.objects.get_or_create(product=product, code=code)
     policy = policy_create(
-        acting_user=None, name=f"{product_code} policy", product_code=product_code,
+        acting_user=None,
+        name=f"{product_code} policy",
+        product_code=product_code,
         entitlements=entitlements,
     )
-    grant, _ = grant_create(policy_id=policy.pk, seat_count=5, acting_user=None)
-    return grant
+    return grant_create(policy_id=policy.pk, seat_count=5, acting_user=None)

@@ -29,8 +29,12 @@ from tests.overlays.test_validation import PRIVATE_KEY
 
 def _publish(product, base, tenant=None, groups=None, **kwargs):
     return release_publish(
-        product_code=product.code, base_release=base, acting_user=None,
-        tenant_patch=tenant, group_entries=groups, **kwargs,
+        product_code=product.code,
+        base_release=base,
+        acting_user=None,
+        tenant_patch=tenant,
+        group_entries=groups,
+        **kwargs,
     )
 
 
@@ -105,7 +109,11 @@ def test_publish_group_error_names_group_layer(in_alpha, product):
         _publish(product, None, {}, [{"group": group.name, "overlay": {"ui": {"theme": None}}}])
 
     issue = caught.value.issues[0]
-    assert (issue["path"], issue["layer"], issue["rule"]) == ("/ui/theme", "group:kiosk", "required")
+    assert (issue["path"], issue["layer"], issue["rule"]) == (
+        "/ui/theme",
+        "group:kiosk",
+        "required",
+    )
     assert issue["target"] == "group:kiosk"
 
 
@@ -174,13 +182,22 @@ def _key_of(token):
 
 def test_serve_signs_effective_config_of_device_group(in_alpha, product):
     group = DeviceGroup.objects.create(name="eng")
-    _publish(product, None, {"ui": {"theme": "dark"}}, [{"group": "eng", "overlay": {"ui": {"locale": "de"}}}])
+    _publish(
+        product,
+        None,
+        {"ui": {"theme": "dark"}},
+        [{"group": "eng", "overlay": {"ui": {"locale": "de"}}}],
+    )
     device = make_device(group)
 
     variant = overlay_serve(device=device, product_code=product.code)
     _, claims = jws_verify(variant.jws, typ=OVERLAY_TYP, public_key=_key_of(variant.jws))
 
-    assert claims["cfg"]["ui"] == {"theme": "dark", "locale": "de", "editor": {"font_size": 12, "plugins": ["spell", "git"]}}
+    assert claims["cfg"]["ui"] == {
+        "theme": "dark",
+        "locale": "de",
+        "editor": {"font_size": 12, "plugins": ["spell", "git"]},
+    }
     assert claims["tid"] == "alpha"
     assert claims["aud"] == product.code
     assert variant.provenance["/ui/locale"] == "group:eng"
@@ -241,9 +258,16 @@ def test_rollout_device_never_goes_back_a_number(in_alpha, product):
     _publish(product, None, {"ui": {"theme": "dark"}})
     devices = [make_device(name=f"pc{n}") for n in range(40)]
     _publish(product, 1, {"ui": {"theme": "light"}}, steps=[{"percent": 50}, {"percent": 100}])
-    served = {d.pk: overlay_serve(device=d, product_code=product.code).release.number for d in devices}
+    served = {
+        d.pk: overlay_serve(device=d, product_code=product.code).release.number for d in devices
+    }
     # Superseding the half-done rollout of 2 gives release 3 the base 1.
-    _publish(product, 2, {"ui": {"theme": "light", "locale": "fr"}}, steps=[{"percent": 1}, {"percent": 100}])
+    _publish(
+        product,
+        2,
+        {"ui": {"theme": "light", "locale": "fr"}},
+        steps=[{"percent": 1}, {"percent": 100}],
+    )
 
     for device in devices:
         now_served = overlay_serve(device=device, product_code=product.code).release.number
@@ -254,8 +278,12 @@ def test_apply_report_twice_changes_nothing(in_alpha, product):
     _publish(product, None, {"ui": {"theme": "dark"}})
     device = make_device()
 
-    first = release_report_apply(device=device, product_code=product.code, release_number=1, ok=True)
-    second = release_report_apply(device=device, product_code=product.code, release_number=1, ok=False)
+    first = release_report_apply(
+        device=device, product_code=product.code, release_number=1, ok=True
+    )
+    second = release_report_apply(
+        device=device, product_code=product.code, release_number=1, ok=False
+    )
 
     assert first.created
     assert not second.created
@@ -270,8 +298,11 @@ def test_apply_failures_over_threshold_roll_back(in_alpha, product):
 
     results = [
         release_report_apply(
-            device=make_device(name=f"pc{n}"), product_code=product.code, release_number=2,
-            ok=ok, code="" if ok else "write_failed",
+            device=make_device(name=f"pc{n}"),
+            product_code=product.code,
+            release_number=2,
+            ok=ok,
+            code="" if ok else "write_failed",
         )
         for n, ok in enumerate(outcomes)
     ]
@@ -279,7 +310,10 @@ def test_apply_failures_over_threshold_roll_back(in_alpha, product):
     assert [r.rolled_back_to for r in results[:3]] == [None, None, None]
     assert results[3].rolled_back_to.number == 3
     assert results[3].rolled_back_to.kind == "auto_rollback"
-    assert head_current(product.code).sha256 == Release.objects.get(product_code=product.code, number=1).sha256
+    assert (
+        head_current(product.code).sha256
+        == Release.objects.get(product_code=product.code, number=1).sha256
+    )
     finding = OverlayFinding.objects.get(product_code=product.code)
     assert finding.kind == "auto_rollback"
     assert "3 of 4" in finding.summary
@@ -291,7 +325,9 @@ def test_apply_failures_below_min_reports_keep_release(in_alpha, product):
     _publish(product, 1, {"ui": {"theme": "light"}})
 
     for n in range(4):
-        release_report_apply(device=make_device(name=f"pc{n}"), product_code=product.code, release_number=2, ok=False)
+        release_report_apply(
+            device=make_device(name=f"pc{n}"), product_code=product.code, release_number=2, ok=False
+        )
 
     assert head_current(product.code).number == 2
     assert not OverlayFinding.objects.exists()
@@ -300,7 +336,9 @@ def test_apply_failures_below_min_reports_keep_release(in_alpha, product):
 def test_effective_for_group_shows_provenance(in_alpha, product):
     group = DeviceGroup.objects.create(name="eng")
     overlay_draft_save(
-        product_code=product.code, acting_user=None, tenant_patch={"ui": {"theme": "dark"}},
+        product_code=product.code,
+        acting_user=None,
+        tenant_patch={"ui": {"theme": "dark"}},
         group_entries=[{"group": "eng", "overlay": {"ui": {"editor": {"plugins": ["vim"]}}}}],
     )
 
@@ -327,7 +365,9 @@ def test_overlay_pointer_names_current_release(in_alpha, product):
 def test_region_constraint_from_policy(in_alpha, product):
     from licensing.services import policy_create
 
-    policy_create(acting_user=None, name="eu only", product_code=product.code, allowed_regions=["eu"])
+    policy_create(
+        acting_user=None, name="eu only", product_code=product.code, allowed_regions=["eu"]
+    )
 
     with pytest.raises(OverlayInvalid) as caught:
         _publish(product, None, {"telemetry": "full"})

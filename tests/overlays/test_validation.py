@@ -92,7 +92,9 @@ def test_validate_region_restricts_values():
     validator = OverlayValidator(desktop_schema())
 
     eu_issues = validator.validate(resolve(layers), facts=eu)
-    us_issues = validator.validate(resolve(layers), facts=TenantFacts(frozenset(), regions=frozenset({"us"})))
+    us_issues = validator.validate(
+        resolve(layers), facts=TenantFacts(frozenset(), regions=frozenset({"us"}))
+    )
 
     assert [(i.path, i.rule) for i in eu_issues] == [("/telemetry", "x-region-values")]
     assert us_issues == []

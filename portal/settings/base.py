@@ -167,6 +167,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Times token issuance and counts refusals for /metrics (see health/metrics.py).
+    "health.metrics.ClientMetricsMiddleware",
 ]
 WSGI_APPLICATION = "portal.wsgi.application"
 # Client API bodies are small JSON documents; larger ones are rejected early.
@@ -245,6 +247,11 @@ KEYPLANE_CLIENT_RATE_LIMITS = {
 }
 # Largest accepted client API request body in bytes.
 KEYPLANE_CLIENT_MAX_BODY_BYTES = env_int("KEYPLANE_CLIENT_MAX_BODY_BYTES", default=8192, minimum=512)
+
+# --- Health ----------------------------------------------------------------------
+
+# When set, GET /metrics needs `Authorization: Bearer <this token>`.
+KEYPLANE_METRICS_TOKEN = env_str("KEYPLANE_METRICS_TOKEN", default="")
 
 # --- Celery -------------------------------------------------------------------
 

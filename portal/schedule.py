@@ -43,6 +43,14 @@ DEFAULT_SCHEDULE += [
     ScheduledTenantTask("overlays: advance rollouts", "overlays.rollouts_advance", every_minutes=5),
 ]
 
+# Health: hourly reconciliation (critical alerts go out at once), the check-in
+# roll-up and seat-use snapshot at 01:00 UTC and the warning digest at 07:00 UTC.
+DEFAULT_SCHEDULE += [
+    ScheduledTenantTask("health: reconcile", "health.reconcile", every_minutes=60),
+    ScheduledTenantTask("health: check-in roll-up", "health.roll_up", daily_at_hour=1),
+    ScheduledTenantTask("health: warning digest", "health.digest", daily_at_hour=7),
+]
+
 
 def schedule_sync() -> int:
     """Create the missing default entries; return how many were created."""

@@ -7,6 +7,7 @@ from portal.admin_sites import tenant_admin_site
 
 urlpatterns = [
     path("admin/", tenant_admin_site.urls),
+    path("oidc/", include("identity.urls")),
     path("api/v1/client/", include("licensing.api.client_urls")),
     path("api/v1/client/", include("overlays.api.client_urls")),
     path("api/v1/admin/", include("licensing.api.admin_urls")),

@@ -81,6 +81,7 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "portal.demo",
+    "identity.platform",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -94,6 +95,7 @@ TENANT_APPS = [
     "overlays",
     "approvals",
     "health",
+    "identity",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -247,6 +249,31 @@ KEYPLANE_CLIENT_RATE_LIMITS = {
 }
 # Largest accepted client API request body in bytes.
 KEYPLANE_CLIENT_MAX_BODY_BYTES = env_int("KEYPLANE_CLIENT_MAX_BODY_BYTES", default=8192, minimum=512)
+
+# --- Health ----------------------------------------------------------------------
+
+# When set, GET /metrics needs `Authorization: Bearer <this token>`.
+KEYPLANE_METRICS_TOKEN = env_str("KEYPLANE_METRICS_TOKEN", default="")
+
+# --- Identity (see docs/identity.md) -------------------------------------------
+
+# Tenant admins sign in with a password (unless their tenant disabled it) or
+# through the tenant's OpenID Connect provider; the platform admin keeps the
+# password sign-in.
+AUTHENTICATION_BACKENDS = [
+    "identity.backends.TenantPasswordBackend",
+    "identity.backends.OidcSignInBackend",
+]
+# Failed password sign-ins allowed per tenant, username and client address
+# within the window (seconds) before further attempts are locked out until it ends.
+KEYPLANE_SIGNIN_MAX_FAILURES = env_int("KEYPLANE_SIGNIN_MAX_FAILURES", default=5, minimum=1)
+KEYPLANE_SIGNIN_LOCKOUT_SECONDS = env_int(
+    "KEYPLANE_SIGNIN_LOCKOUT_SECONDS", default=900, minimum=1
+)
+# Seconds a provider's discovery document and key set stay cached.
+KEYPLANE_OIDC_METADATA_CACHE_SECONDS = env_int(
+    "KEYPLANE_OIDC_METADATA_CACHE_SECONDS", default=3600, minimum=0
+)
 
 # --- Health ----------------------------------------------------------------------
 

@@ -38,6 +38,15 @@ DEFAULT_SCHEDULE += [
     ScheduledTenantTask("audit: verify chain", "audit.verify", daily_at_hour=3),
 ]
 
+# Approvals: the daily renewal scan at 01:00 UTC; reminders, alerts, request
+# expiry and grace/expiry of lapsed grants every 15 minutes; approved requests
+# whose time or maintenance window has come every 5 minutes.
+DEFAULT_SCHEDULE += [
+    ScheduledTenantTask("approvals: renewal scan", "approvals.renewals_scan", daily_at_hour=1),
+    ScheduledTenantTask("approvals: escalation and expiry", "approvals.sweep", every_minutes=15),
+    ScheduledTenantTask("approvals: scheduled application", "approvals.apply_due", every_minutes=5),
+]
+
 # Overlays: promote scheduled rollouts that are due, inside maintenance windows.
 DEFAULT_SCHEDULE += [
     ScheduledTenantTask("overlays: advance rollouts", "overlays.rollouts_advance", every_minutes=5),

@@ -6,7 +6,6 @@ diff of each change, plus an "as of" page that lists the model's objects as
 they were at a chosen date and time.
 """
 
-import datetime as dt
 from typing import Any
 
 from django.contrib import admin, messages
@@ -17,12 +16,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.functional import cached_property
 from simple_history.admin import SimpleHistoryAdmin
 
 from audit.models import AuditSettings, Checkpoint, DecisionLogEntry, LegalHold
+from audit.selectors import history_as_of, parse_as_of
 from audit.services import legal_holds_release
 from portal.admin_sites import tenant_admin_site
 
@@ -126,60 +124,6 @@ class KeyplaneHistoryAdmin(SimpleHistoryAdmin):
             "rows": rows,
         }
         return TemplateResponse(request, self.as_of_template, context)
-
-
-def parse_as_of(text: str) -> dt.datetime | None:
-    """Parse an ISO date (end of that day, UTC) or date and time (UTC unless given)."""
-    moment = parse_datetime(text)
-    if moment is None:
-        day = parse_date(text)
-        if day is None:
-            return None
-        moment = dt.datetime.combine(day, dt.time.max)
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, dt.UTC)
-    return moment
-
-
-def history_as_of(model: Any, when: dt.datetime) -> list[dict[str, Any]]:
-    """Return each object of `model` that existed at `when`, with its field and m2m values.
-
-    Reads the latest historical record of each object at or before `when`;
-    objects whose latest record is a deletion are left out. Many-to-many
-    fields tracked with `m2m_fields` show the related objects of that record.
-    """
-    history_model = model.history.model
-    records: QuerySet[Any] = (
-        model.history.filter(history_date__lte=when).latest_of_each().order_by(model._meta.pk.name)
-    )
-    m2m_fields = [f.name for f in getattr(history_model, "_history_m2m_fields", [])]
-    rows: list[dict[str, Any]] = []
-    for record in records:
-        if record.history_type == "-":
-            continue
-        values: dict[str, Any] = {}
-        for field in model._meta.concrete_fields:
-            values[field.verbose_name] = getattr(record, field.attname)
-        for name in m2m_fields:
-            through_rows = getattr(record, name).all()
-            values[name] = ", ".join(sorted(str(_m2m_target(row)) for row in through_rows))
-        rows.append(
-            {
-                "pk": getattr(record, model._meta.pk.attname),
-                "changed_by": record.history_user,
-                "changed_at": record.history_date,
-                "values": values,
-            }
-        )
-    return rows
-
-
-def _m2m_target(through_row: Any) -> Any:
-    """Return the related object that a historical m2m row points to."""
-    for field in through_row._meta.fields:
-        if field.is_relation and field.name != "history" and field.name != "id":
-            return getattr(through_row, field.name)
-    return through_row
 
 
 @admin.register(AuditSettings, site=tenant_admin_site)

@@ -1,9 +1,13 @@
-"""Reads of the decision log: chain verification and export rows."""
+"""Reads of the audit records: chain verification, export rows and history as of a date."""
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from audit import chain
 from audit.models import ChainHead, Checkpoint, DecisionLogEntry
@@ -63,3 +67,58 @@ def chain_verify() -> chain.VerificationReport:
         tenant=current_tenant_slug(),
         head=head,
     )
+
+
+def parse_as_of(text: str) -> dt.datetime | None:
+    """Parse an ISO date (end of that day, UTC) or date and time (UTC unless given)."""
+    moment = parse_datetime(text)
+    if moment is None:
+        day = parse_date(text)
+        if day is None:
+            return None
+        moment = dt.datetime.combine(day, dt.time.max)
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, dt.UTC)
+    return moment
+
+
+def history_as_of(model: Any, when: dt.datetime) -> list[dict[str, Any]]:
+    """Return each object of `model` that existed at `when`, with its field and m2m values.
+
+    Reads the latest historical record of each object at or before `when`;
+    objects whose latest record is a deletion are left out. Many-to-many
+    fields tracked with `m2m_fields` show the related objects of that record.
+    """
+    history_model = model.history.model
+    records: QuerySet[Any] = (
+        model.history.filter(history_date__lte=when).latest_of_each().order_by(model._meta.pk.name)
+    )
+    m2m_fields = list(getattr(history_model, "_history_m2m_fields", []))
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        if record.history_type == "-":
+            continue
+        values: dict[str, Any] = {}
+        for field in model._meta.concrete_fields:
+            values[field.verbose_name] = getattr(record, field.attname)
+        for m2m_field in m2m_fields:
+            through_rows = getattr(record, m2m_field.name).all()
+            targets = (_m2m_target(row, m2m_field.related_model) for row in through_rows)
+            values[m2m_field.verbose_name] = ", ".join(sorted(str(target) for target in targets))
+        rows.append(
+            {
+                "pk": getattr(record, model._meta.pk.attname),
+                "changed_by": record.history_user,
+                "changed_at": record.history_date,
+                "values": values,
+            }
+        )
+    return rows
+
+
+def _m2m_target(through_row: Any, target_model: Any) -> Any:
+    """Return the object of `target_model` that a historical m2m row points to."""
+    for field in through_row._meta.fields:
+        if field.is_relation and field.related_model is target_model:
+            return getattr(through_row, field.name)
+    return through_row

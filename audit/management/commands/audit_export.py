@@ -7,9 +7,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import schema_context
 
-from audit.admin import parse_as_of
 from audit.export import decision_log_export
 from audit.management.tenant_option import selected_tenants
+from audit.selectors import parse_as_of
 
 
 def _moment(text: str, option: str) -> dt.datetime:

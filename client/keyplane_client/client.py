@@ -52,6 +52,8 @@ BACKOFF_MAX_SECONDS = 3600.0
 # Persist the last-check clock reading at most this often; the high-water
 # mark loses at most this much when the process is killed.
 STATE_SAVE_INTERVAL = 60
+# The check-in endpoint accepts at most this many apply results.
+MAX_OVERLAY_RESULTS = 16
 
 
 class Client:
@@ -349,14 +351,31 @@ class Client:
         for callback in list(self._overlay_callbacks):
             try:
                 callback(overlay, previous)
-            except Exception as exc:
-                logger.exception("overlay callback failed")
-                self.record_overlay_result(overlay.release, ok=False, error=type(exc).__name__)
+            except Exception:
+                logger.exception("overlay callback failed for release %s", overlay.release)
+                self.record_overlay_result(overlay.release, ok=False, error="callback_failed")
         return overlay
 
     def record_overlay_result(self, release: int, *, ok: bool, error: str | None = None) -> None:
-        """Remember whether the application applied an overlay release; sent with the next check-in."""
+        """Record whether the application applied an overlay release.
+
+        `error` is a short code such as `schema_mismatch`. The result goes with
+        the next check-in; use `report_overlay_result` to send it at once.
+        """
         self._overlay_results.append({"release": release, "ok": ok, "error": error})
+        del self._overlay_results[:-MAX_OVERLAY_RESULTS]
+
+    def report_overlay_result(self, release: int, *, ok: bool, error: str | None = None) -> bool:
+        """Record the apply result and post it to `overlay/apply`; return False if the server lacks it."""
+        self.record_overlay_result(release, ok=ok, error=error)
+        body = {"product": self.product, "release": release, "ok": ok, "code": error or ""}
+        try:
+            self._request("POST", "overlay/apply", body=body)
+        except ServerError as exc:
+            if exc.status in (404, 405):
+                return False
+            raise
+        return True
 
     def checkin(self) -> bool:
         """Report health to the server; return False if the server has no check-in endpoint."""

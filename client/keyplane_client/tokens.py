@@ -280,31 +280,37 @@ class Overlay:
     release: int
     issued_at: int
     values: Mapping[str, Any]
+    # Content address of the release, the value the manifest's pointer names.
     sha256: str
     compact: str = field(repr=False)
 
 
-OVERLAY_VALUE_CLAIMS = ("config", "values", "effective", "overlay")
+def _first_claim(claims: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+    return next((claims[name] for name in names if name in claims), None)
 
 
 def verify_overlay(
     compact: str | bytes, keyring: Keyring, *, product: str, pointer: OverlayPointer | None = None
 ) -> Overlay:
-    """Verify an overlay release and, given the manifest's pointer, that it is the pointed-to release."""
+    """Verify an overlay release and, given the manifest's pointer, that it is the pointed-to release.
+
+    Claims: `rel` (release number), `sha256` (the release's content address),
+    `cfg` (this device's effective configuration), `tid`, `aud`, `iat`. The
+    longer names `release` and `config` are accepted too.
+    """
     jws = keyring.verify(compact, expected_typ=TYP_OVERLAY)
     claims = jws.claims
     audience = _audience(claims)
     if product not in audience:
         raise VerificationError(f"the overlay is for product {audience!r}, not {product!r}", reason="audience_mismatch")
     _check_binding(claims.get("tid"), keyring.tenant, what="tenant", reason="tenant_mismatch")
-    release = claims.get("release")
+    release = _first_claim(claims, ("rel", "release"))
     if isinstance(release, bool) or not isinstance(release, int):
-        raise _missing(claims, "release")
-    values = next((claims[name] for name in OVERLAY_VALUE_CLAIMS if name in claims), None)
+        raise _missing(claims, "rel")
+    values = _first_claim(claims, ("cfg", "config"))
     if not isinstance(values, dict):
-        raise _missing(claims, "config")
-    # The signed `sha256` claim is the release's content address; without it
-    # the address is computed from the values.
+        raise _missing(claims, "cfg")
+    # Without a signed `sha256` the address is computed from the values.
     declared = claims.get("sha256")
     digest = declared.lower() if isinstance(declared, str) else hashlib.sha256(canonical_json(values)).hexdigest()
     if pointer is not None and (pointer.release != release or pointer.sha256 != digest):

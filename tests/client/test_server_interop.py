@@ -104,3 +104,43 @@ def test_interop_revocation_reaches_offline_client(live_site, live_license, root
     decision = offline.decision()
     assert decision.state == DecisionState.REVOKED
     assert decision.reason == "license_revoked"
+
+
+@pytest.fixture
+def live_overlay_license(committed_db: None) -> tuple[str, str]:
+    """A product with an overlay schema, a grant for it in alpha and a published overlay release."""
+    import uuid
+
+    from overlays.catalog.models import GlobalDefaults, OverlaySchema
+    from overlays.services import release_publish
+    from portal.catalog.models import Product
+    from tests.overlays.conftest import grant_entitlements
+    from tests.overlays.schemas import desktop_defaults, desktop_schema
+
+    code = f"desk-{uuid.uuid4().hex[:8]}"
+    with schema_context("public"):
+        product = Product.objects.create(code=code, name="Desk", unlicensed_features=["basic"])
+        OverlaySchema.objects.create(product=product, version=1, schema=desktop_schema())
+        GlobalDefaults.objects.create(product=product, values=desktop_defaults())
+    with schema_context("alpha"):
+        _, license_key = grant_entitlements(code, ["export"])
+        release_publish(
+            product_code=code, base_release=None, acting_user=None, tenant_patch={"ui": {"theme": "dark"}}
+        )
+    return code, license_key
+
+
+def test_interop_overlay_checkin_and_apply_report(live_site, live_overlay_license, root_keys_file, tmp_path):
+    product, license_key = live_overlay_license
+    client = Client(
+        server=live_site, tenant="alpha", product=product, state_dir=tmp_path / "state",
+        root_keys=RootKeys.from_jwks(root_keys_file.read_text()),
+    )  # fmt: skip
+    client.activate(license_key)
+
+    assert client.overlay is not None
+    assert client.overlay.values["ui"]["theme"] == "dark"
+    assert client.overlay.release == client.manifest.overlay.release
+    assert client.fetch_overlay() is None  # unchanged: answered 304 to the stored ETag
+    assert client.report_overlay_result(client.overlay.release, ok=True) is True
+    assert client.checkin() is True

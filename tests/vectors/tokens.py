@@ -153,9 +153,9 @@ class VectorKeys:
         claims: dict[str, Any] = {
             "tid": TENANT,
             "aud": PRODUCT,
-            "release": release,
+            "rel": release,
             "iat": self.now,
-            "config": config if config is not None else {"theme": "dark", "autosave_minutes": 5},
+            "cfg": config if config is not None else {"theme": "dark", "autosave_minutes": 5},
         }
         claims.update(overrides)
         return sign(self.tenant_key, self.tenant_header("kp-overlay+jwt"), claims)

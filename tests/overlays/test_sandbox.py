@@ -36,7 +36,7 @@ def source_config(committed_db):  # type: ignore[no-untyped-def]
     ).tenant
     created.append(source)
     with schema_context(source.schema_name):
-        grant, license_key = grant_entitlements(product.code, ["sso"])
+        _, license_key = grant_entitlements(product.code, ["sso"])
         group = DeviceGroup.objects.create(name="eng")
         make_device(group)
         overlay_draft_save(

@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.test")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -116,7 +116,7 @@ def naive(
     return issues
 
 
-def best_of(repeats: int, run: Any) -> float:
+def best_of(repeats: int, run: Any) -> tuple[float, float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -148,18 +148,17 @@ def main() -> None:
         args.repeats, lambda: measured(layer_set, device_groups, validator, facts)
     )
     print(f"devices={args.devices} groups={args.groups} combinations={args.groups + 1}")
-    print(
-        f"floor (once per combination): best {floor_best * 1000:.1f} ms, median {floor_median * 1000:.1f} ms"
-    )
-    print(
-        f"resolver over every device:   best {path_best * 1000:.1f} ms, median {path_median * 1000:.1f} ms"
-    )
+    for label, best, median in (
+        ("floor (once per combination)", floor_best, floor_median),
+        ("resolver over every device", path_best, path_median),
+    ):
+        print(f"{label:30} best {best * 1000:.1f} ms, median {median * 1000:.1f} ms")
     print(f"ratio (best/best): {path_best / floor_best:.2f}x (target: at most 2x)")
     if args.naive:
         naive_best, _ = best_of(1, lambda: naive(layer_set, device_groups, validator, facts))
-        print(
-            f"naive per-device merge+validate: {naive_best * 1000:.0f} ms ({naive_best / floor_best:.0f}x the floor)"
-        )
+        factor = naive_best / floor_best
+        naive_ms = naive_best * 1000
+        print(f"naive per-device merge+validate: {naive_ms:.0f} ms ({factor:.0f}x the floor)")
 
 
 if __name__ == "__main__":

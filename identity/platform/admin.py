@@ -23,6 +23,11 @@ class TenantOidcConfigForm(forms.ModelForm):  # type: ignore[type-arg]
     remove_client_secret = forms.BooleanField(
         required=False, help_text="Remove the stored secret (for a public client)."
     )
+    issuer = forms.URLField(
+        max_length=500,
+        assume_scheme="https",
+        help_text="The provider's issuer URL exactly as its discovery document states it.",
+    )
     allowed_email_domains = forms.CharField(
         required=False,
         help_text="Comma-separated e-mail domains whose users may sign in, such as example.com.",

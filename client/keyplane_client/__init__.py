@@ -6,16 +6,23 @@ functions for full control. Nothing here imports Django or the server.
 
 __version__ = "0.1.0"
 
-from keyplane_client.decision import Decision, DecisionRules, DecisionState, decide  # noqa: E402
-from keyplane_client.errors import (  # noqa: E402
+from keyplane_client.decision import Decision, DecisionRules, DecisionState, decide
+from keyplane_client.errors import (
     KeyplaneClientError,
     ServerError,
     TransportError,
     VerificationError,
 )
-from keyplane_client.state import LocalState  # noqa: E402
-from keyplane_client.tokens import License, Manifest, Overlay, verify_license, verify_manifest, verify_overlay  # noqa: E402
-from keyplane_client.trust import Keyring, RootKeys  # noqa: E402
+from keyplane_client.state import LocalState
+from keyplane_client.tokens import (
+    License,
+    Manifest,
+    Overlay,
+    verify_license,
+    verify_manifest,
+    verify_overlay,
+)
+from keyplane_client.trust import Keyring, RootKeys
 
 __all__ = [
     "Client",

@@ -46,7 +46,9 @@ STATE_FORMAT = 1
 class Cache:
     """Read and write the cached objects of one tenant and product."""
 
-    def __init__(self, directory: Path | str, *, identity: DeviceIdentity, tenant: str, product: str) -> None:
+    def __init__(
+        self, directory: Path | str, *, identity: DeviceIdentity, tenant: str, product: str
+    ) -> None:
         self.directory = Path(directory)
         self.identity = identity
         self.tenant = tenant
@@ -92,7 +94,9 @@ class Cache:
         return Keyring(self.tenant, certificates)
 
     def save_keyring(self, keyring: Keyring) -> None:
-        self._write_text("keys.json", json.dumps({"keys": [c.compact for c in keyring.certificates]}))
+        self._write_text(
+            "keys.json", json.dumps({"keys": [c.compact for c in keyring.certificates]})
+        )
 
     # Signed objects.
 
@@ -102,7 +106,11 @@ class Cache:
             return None
         try:
             return verify_license(
-                text, keyring, product=self.product, device_id=device_id, key_thumbprint=self.identity.thumbprint
+                text,
+                keyring,
+                product=self.product,
+                device_id=device_id,
+                key_thumbprint=self.identity.thumbprint,
             )
         except KeyplaneClientError as exc:
             logger.warning("cached license dropped (%s): %s", exc.reason, exc)
@@ -139,7 +147,11 @@ class Cache:
             data = json.loads(text) if text else {}
         except ValueError:
             return {}
-        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) else {}
+        return (
+            {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(data, dict)
+            else {}
+        )
 
     def save_etags(self, etags: dict[str, str]) -> None:
         self._write_text("etags.json", json.dumps(etags, sort_keys=True))

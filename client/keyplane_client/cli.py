@@ -34,11 +34,19 @@ WELL_KNOWN_ROOT_KEYS = "/.well-known/keyplane/root-keys.json"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keyplane-client", description="Activate and check a Keyplane license.")
-    parser.add_argument("--server", required=True, help="base URL of the Keyplane site, for example https://licensing.example")
+    parser = argparse.ArgumentParser(
+        prog="keyplane-client", description="Activate and check a Keyplane license."
+    )
+    parser.add_argument(
+        "--server",
+        required=True,
+        help="base URL of the Keyplane site, for example https://licensing.example",
+    )
     parser.add_argument("--tenant", required=True, help="tenant slug")
     parser.add_argument("--product", required=True, help="product code")
-    parser.add_argument("--state-dir", required=True, type=Path, help="directory for the device key and cache")
+    parser.add_argument(
+        "--state-dir", required=True, type=Path, help="directory for the device key and cache"
+    )
     parser.add_argument(
         "--root-keys",
         type=Path,
@@ -46,10 +54,17 @@ def _parser() -> argparse.ArgumentParser:
         f"(default: {ROOT_KEYS_FILE} there)",
     )
     parser.add_argument(
-        "--pin", action="append", default=[], help="SHA-256 of the server's TLS SubjectPublicKeyInfo (repeatable)"
+        "--pin",
+        action="append",
+        default=[],
+        help="SHA-256 of the server's TLS SubjectPublicKeyInfo (repeatable)",
     )
-    parser.add_argument("--ca-file", help="CA bundle for the server certificate instead of the system store")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log requests and cache events to stderr")
+    parser.add_argument(
+        "--ca-file", help="CA bundle for the server certificate instead of the system store"
+    )
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="log requests and cache events to stderr"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     activate = commands.add_parser("activate", help="activate this device with a license key")
     activate.add_argument("--license-key", required=True)
@@ -77,7 +92,8 @@ def _load_root_keys(args: argparse.Namespace, *, may_fetch: bool) -> RootKeys:
         return RootKeys.from_jwks(stored.read_text(encoding="utf-8"))
     if not may_fetch:
         raise KeyplaneClientError(
-            f"no root keys: pass --root-keys FILE or activate first so {stored} exists", reason="root_keys_missing"
+            f"no root keys: pass --root-keys FILE or activate first so {stored} exists",
+            reason="root_keys_missing",
         )
     from keyplane_client.transport import HttpTransport
 
@@ -122,7 +138,10 @@ def _print_decision(decision: Decision) -> None:
     print(f"grace until:    {_format_time(decision.grace_until)}")
     print(f"offline until:  {_format_time(decision.offline_until)}")
     print(f"next change:    {_format_time(decision.next_boundary)}")
-    print(f"manifest:       {decision.manifest_version if decision.manifest_version is not None else '-'}")
+    print(
+        "manifest:       "
+        + (str(decision.manifest_version) if decision.manifest_version is not None else "-")
+    )
     if not decision.licensed:
         print(f"remediation:    {decision.remediation}")
 
@@ -136,7 +155,8 @@ def _verify(args: argparse.Namespace, root_keys: RootKeys) -> int:
     from keyplane_client.device import DeviceIdentity, FileKeyStore
     from keyplane_client.tokens import verify_license
 
-    token = sys.stdin.read() if args.token == "-" else args.token
+    read_stdin = args.token == "-"  # noqa: S105  # "-" is the stdin marker, not a secret
+    compact = sys.stdin.read() if read_stdin else args.token
     identity = DeviceIdentity.load_or_create(FileKeyStore(args.state_dir / "device-key.pem"))
     cache = Cache(args.state_dir, identity=identity, tenant=args.tenant, product=args.product)
     keyring = cache.load_keyring(root_keys)
@@ -144,7 +164,7 @@ def _verify(args: argparse.Namespace, root_keys: RootKeys) -> int:
     if manifest is not None:
         keyring = keyring.extended(manifest.key_certificates, root_keys)
     try:
-        license = verify_license(token, keyring, product=args.product)
+        license = verify_license(compact, keyring, product=args.product)
     except KeyplaneClientError as exc:
         print(f"invalid: {exc.reason}: {exc}")
         return EXIT_NOT_LICENSED
@@ -155,7 +175,10 @@ def _verify(args: argparse.Namespace, root_keys: RootKeys) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         root_keys = _load_root_keys(args, may_fetch=args.command == "activate")
         if args.command == "verify":

@@ -12,6 +12,7 @@ on the thread that noticed the change (the caller's or the refresher's), so
 a UI should hand them to its own event loop before touching widgets.
 """
 
+import contextlib
 import logging
 import platform as platform_module
 import random
@@ -26,7 +27,13 @@ from keyplane_client import __version__
 from keyplane_client.cache import Cache
 from keyplane_client.decision import DEFAULT_RULES, Decision, DecisionRules, decide
 from keyplane_client.device import DeviceIdentity, DeviceKeyStore, FileKeyStore
-from keyplane_client.errors import KeyplaneClientError, RollbackError, ServerError, TransportError, VerificationError
+from keyplane_client.errors import (
+    KeyplaneClientError,
+    RollbackError,
+    ServerError,
+    TransportError,
+    VerificationError,
+)
 from keyplane_client.state import (
     LocalState,
     state_after_check,
@@ -34,7 +41,14 @@ from keyplane_client.state import (
     state_after_manifest,
     state_after_refresh,
 )
-from keyplane_client.tokens import License, Manifest, Overlay, verify_license, verify_manifest, verify_overlay
+from keyplane_client.tokens import (
+    License,
+    Manifest,
+    Overlay,
+    verify_license,
+    verify_manifest,
+    verify_overlay,
+)
 from keyplane_client.transport import HttpTransport
 from keyplane_client.trust import Keyring, RootKeys, verify_key_certificate
 
@@ -85,11 +99,14 @@ class Client:
         self.client_version = client_version
         self.manifest_poll_interval = manifest_poll_interval
         self._clock = clock
-        self._rng = rng or random.Random()
+        # Jitter only spreads refreshes over time; it protects no secret.
+        self._rng = rng or random.Random()  # noqa: S311
         self._transport = transport or HttpTransport(
             server, pins=pins, ca_file=ca_file, user_agent=f"keyplane-client/{client_version}"
         )
-        self.identity = DeviceIdentity.load_or_create(key_store or FileKeyStore(self.state_dir / "device-key.pem"))
+        self.identity = DeviceIdentity.load_or_create(
+            key_store or FileKeyStore(self.state_dir / "device-key.pem")
+        )
         self.cache = Cache(self.state_dir, identity=self.identity, tenant=tenant, product=product)
 
         self._lock = threading.RLock()
@@ -114,7 +131,9 @@ class Client:
             self.manifest: Manifest | None = self.cache.load_manifest(self.keyring)
             if self.manifest is not None:
                 self.keyring = self._with_manifest_keys(self.keyring, self.manifest)
-            self.license: License | None = self.cache.load_license(self.keyring, device_id=self.state.device_id)
+            self.license: License | None = self.cache.load_license(
+                self.keyring, device_id=self.state.device_id
+            )
             pointer = self.manifest.overlay if self.manifest else None
             self.overlay: Overlay | None = self.cache.load_overlay(self.keyring, pointer=pointer)
             self._schedule_refresh()
@@ -131,7 +150,9 @@ class Client:
         """Decide now from the cached, verified objects; notify callbacks on change."""
         with self._lock:
             now = self.now()
-            result = decide(self.license, self.manifest, self.overlay, self.state, now, rules=self.rules)
+            result = decide(
+                self.license, self.manifest, self.overlay, self.state, now, rules=self.rules
+            )
             if result.reason != "clock_rollback":
                 self.state = state_after_check(self.state, now=now)
                 if now - self._state_saved_at >= STATE_SAVE_INTERVAL:
@@ -162,24 +183,36 @@ class Client:
         return f"/t/{quote(self.tenant, safe='')}/api/v1/client/{endpoint}"
 
     def _request(
-        self, method: str, endpoint: str, *, body: Any = None, proof: bool = True, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        body: Any = None,
+        proof: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         path = self._path(endpoint)
         all_headers = dict(headers or {})
         if proof:
-            all_headers["DPoP"] = self.identity.proof(method=method, url=self._transport.url(path), now=self.now())
+            all_headers["DPoP"] = self.identity.proof(
+                method=method, url=self._transport.url(path), now=self.now()
+            )
         started = time.perf_counter()
         try:
             return self._transport.request(method, path, json_body=body, headers=all_headers)
         finally:
-            self._timings[endpoint.split("?", 1)[0]] = round((time.perf_counter() - started) * 1000, 1)
+            self._timings[endpoint.split("?", 1)[0]] = round(
+                (time.perf_counter() - started) * 1000, 1
+            )
 
     def fetch_keys(self) -> Keyring:
         """Fetch the tenant key certificates and keep those that verify against the root keys."""
         response = self._request("GET", "keys", proof=False)
         compacts = response.data.get("keys") if isinstance(response.data, dict) else None
         if not isinstance(compacts, list):
-            raise VerificationError("the keys response has no 'keys' list", reason="response_invalid")
+            raise VerificationError(
+                "the keys response has no 'keys' list", reason="response_invalid"
+            )
         fetched = []
         for compact in compacts:
             try:
@@ -219,7 +252,11 @@ class Client:
         if not isinstance(data, dict) or not isinstance(data.get("token"), str):
             raise VerificationError("the response has no token", reason="response_invalid")
         with self._lock:
-            manifest = self._accept_manifest(data["manifest"]) if isinstance(data.get("manifest"), str) else self.manifest
+            manifest = (
+                self._accept_manifest(data["manifest"])
+                if isinstance(data.get("manifest"), str)
+                else self.manifest
+            )
             license: License = self._verify_with_key_fetch(
                 lambda: verify_license(
                     data["token"],
@@ -231,7 +268,8 @@ class Client:
             )
             if self.license is not None and license.issued_at < self.license.issued_at:
                 raise VerificationError(
-                    f"the server sent a token issued at {license.issued_at}, older than the cached one",
+                    f"the server sent a token issued at {license.issued_at}, "
+                    "older than the cached one",
                     reason="token_stale",
                 )
             self.cache.save_keyring(self.keyring)
@@ -240,11 +278,15 @@ class Client:
                 self.manifest = manifest
             self.cache.save_signed("license.jwt", license.compact)
             self.license = license
-            self.state = state_after_refresh(self.state, license=license, manifest=manifest, now=self.now())
+            self.state = state_after_refresh(
+                self.state, license=license, manifest=manifest, now=self.now()
+            )
             self._save_state()
             self._schedule_refresh()
-        if self.manifest and self.manifest.overlay and (
-            self.overlay is None or self.overlay.release != self.manifest.overlay.release
+        if (
+            self.manifest
+            and self.manifest.overlay
+            and (self.overlay is None or self.overlay.release != self.manifest.overlay.release)
         ):
             try:
                 self.fetch_overlay()
@@ -252,7 +294,9 @@ class Client:
                 logger.warning("overlay fetch failed (%s): %s", exc.reason, exc)
         return self.decision()
 
-    def activate(self, license_key: str, *, device_name: str | None = None, platform: str | None = None) -> Decision:
+    def activate(
+        self, license_key: str, *, device_name: str | None = None, platform: str | None = None
+    ) -> Decision:
         """Activate this device with a license key; raise `ServerError` if the server rejects it."""
         if not self.keyring.certificates:
             self.fetch_keys()
@@ -267,13 +311,17 @@ class Client:
         response = self._request("POST", "activate", body=body)
         device_id = response.data.get("device_id") if isinstance(response.data, dict) else None
         if not isinstance(device_id, str) or not device_id:
-            raise VerificationError("the activation response has no device_id", reason="response_invalid")
+            raise VerificationError(
+                "the activation response has no device_id", reason="response_invalid"
+            )
         return self._accept_refresh(response.data, device_id=device_id)
 
     def refresh(self) -> Decision:
         """Get a fresh token; on any failure raise and leave the decision unchanged."""
         if self.license is None:
-            raise KeyplaneClientError("this device is not activated; activate it first", reason="not_activated")
+            raise KeyplaneClientError(
+                "this device is not activated; activate it first", reason="not_activated"
+            )
         try:
             response = self._request("POST", "refresh", body={"product": self.product})
             return self._accept_refresh(response.data, device_id=self.license.device_id)
@@ -303,13 +351,17 @@ class Client:
         """Fetch the manifest with its ETag; return the new manifest, or None if unchanged."""
         etags = self.cache.load_etags()
         headers = {"If-None-Match": etags["manifest"]} if "manifest" in etags else {}
-        response = self._request("GET", f"manifest?product={quote(self.product)}", proof=False, headers=headers)
+        response = self._request(
+            "GET", f"manifest?product={quote(self.product)}", proof=False, headers=headers
+        )
         self._last_manifest_poll = self._clock()
         if response.status == 304:
             return None
         compact = response.data.get("manifest") if isinstance(response.data, dict) else None
         if not isinstance(compact, str):
-            raise VerificationError("the manifest response has no manifest", reason="response_invalid")
+            raise VerificationError(
+                "the manifest response has no manifest", reason="response_invalid"
+            )
         with self._lock:
             manifest = self._accept_manifest(compact)
             if self.manifest is not None and manifest.version == self.manifest.version:
@@ -334,7 +386,9 @@ class Client:
             return None
         compact = response.data.get("overlay") if isinstance(response.data, dict) else None
         if not isinstance(compact, str):
-            raise VerificationError("the overlay response has no overlay", reason="response_invalid")
+            raise VerificationError(
+                "the overlay response has no overlay", reason="response_invalid"
+            )
         with self._lock:
             pointer = self.manifest.overlay if self.manifest else None
             overlay: Overlay = self._verify_with_key_fetch(
@@ -366,7 +420,10 @@ class Client:
         del self._overlay_results[:-MAX_OVERLAY_RESULTS]
 
     def report_overlay_result(self, release: int, *, ok: bool, error: str | None = None) -> bool:
-        """Record the apply result and post it to `overlay/apply`; return False if the server lacks it."""
+        """Record the apply result and post it to `overlay/apply`.
+
+        Return False if the server has no such endpoint.
+        """
         self.record_overlay_result(release, ok=ok, error=error)
         body = {"product": self.product, "release": release, "ok": ok, "code": error or ""}
         try:
@@ -414,13 +471,18 @@ class Client:
         with self._lock:
             self.state = state_after_failure(self.state, now=self.now())
             self._save_state()
-            delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (self.state.refresh_failures - 1))
+            delay = min(
+                BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (self.state.refresh_failures - 1)
+            )
             delay *= self._rng.uniform(0.5, 1.0)
             if isinstance(exc, ServerError) and exc.retry_after:
                 delay = max(delay, exc.retry_after)
             self._next_refresh_at = self._clock() + delay
         logger.warning(
-            "refresh failed (%s), attempt %s; next attempt in %.0f s", exc.reason, self.state.refresh_failures, delay
+            "refresh failed (%s), attempt %s; next attempt in %.0f s",
+            exc.reason,
+            self.state.refresh_failures,
+            delay,
         )
 
     @property
@@ -428,15 +490,20 @@ class Client:
         return self._next_refresh_at
 
     def run_once(self) -> float:
-        """One refresher step: decide, refresh or poll when due; return seconds until the next step."""
+        """Run one refresher step: decide, then refresh or poll when due.
+
+        Return the seconds until the next step is due.
+        """
         self.decision()
         now = self._clock()
         if self._next_refresh_at is not None and now >= self._next_refresh_at:
-            try:
+            # A failure is logged by _record_failure and the decision stays as it was.
+            with contextlib.suppress(KeyplaneClientError):
                 self.refresh()
-            except KeyplaneClientError:
-                pass  # logged by _record_failure; the decision stays as it was
-        elif self.license is not None and now - self._last_manifest_poll >= self.manifest_poll_interval:
+        elif (
+            self.license is not None
+            and now - self._last_manifest_poll >= self.manifest_poll_interval
+        ):
             try:
                 self.fetch_manifest()
             except KeyplaneClientError as exc:

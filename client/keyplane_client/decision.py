@@ -37,16 +37,16 @@ class DecisionState(StrEnum):
 
 REMEDIATIONS: dict[str, str] = {
     "ok": "No action needed.",
-    "in_grace": "Connect to the network so the license can refresh before the grace period ends.",
+    "in_grace": "Ask your license administrator to renew the license before grace ends.",
     "license_expired": "Ask your license administrator to renew the license, then run refresh.",
-    "offline_window_exceeded": "Connect to the network and refresh the license to restore licensed features.",
-    "license_revoked": "The license was revoked; ask your license administrator for a new license key.",
-    "device_revoked": "This device was revoked; ask your license administrator to re-admit it, then activate again.",
-    "token_revoked": "This license token was revoked; connect to the network and refresh the license.",
-    "manifest_expired": "Connect to the network so the client can fetch a current signed manifest.",
+    "offline_window_exceeded": "Connect to the network and refresh the license.",
+    "license_revoked": "Ask your license administrator for a new license key.",
+    "device_revoked": "Ask your license administrator to re-admit this device, then activate.",
+    "token_revoked": "Connect to the network and refresh the license.",
+    "manifest_expired": "Connect to the network so the client can fetch a current manifest.",
     "manifest_missing": "Connect to the network so the client can fetch the signed manifest.",
-    "manifest_rollback": "Connect to the network so the client can fetch the current manifest; an older one was supplied.",
-    "manifest_mismatch": "Refresh the license; the cached manifest belongs to another tenant or product.",
+    "manifest_rollback": "Connect to the network; the cached manifest is older than one seen.",
+    "manifest_mismatch": "Refresh the license; the cached manifest is for another product.",
     "not_activated": "Activate this device with a license key.",
     "not_yet_valid": "Check the system clock; the license starts later than the current time.",
     "clock_rollback": "Set the system clock to the correct time, then refresh the license.",
@@ -135,7 +135,11 @@ def decide(
         times = (license.expires_at, license.grace_until, license.offline_until)
     else:
         times = (None, None, None)
-    extra = (*times, manifest.version if manifest is not None else None, overlay.release if overlay else None)
+    extra = (
+        *times,
+        manifest.version if manifest is not None else None,
+        overlay.release if overlay else None,
+    )
 
     def result(
         state_: DecisionState, reason: str, features: tuple[str, ...], next_boundary: int | None
@@ -188,7 +192,11 @@ def decide(
     # 7. Past the end of use: the grace end or the offline window, whichever is first.
     end_of_use = min(license.grace_until, license.offline_until)
     if now >= end_of_use:
-        reason = "offline_window_exceeded" if license.offline_until < license.grace_until else "license_expired"
+        reason = (
+            "offline_window_exceeded"
+            if license.offline_until < license.grace_until
+            else "license_expired"
+        )
         return result(DecisionState.EXPIRED, reason, fallback, None)
 
     # 8 and 9. Grace after the paid term, valid before. The token's `exp` is
@@ -197,5 +205,9 @@ def decide(
     entitled = license.entitlement_list
     valid_until = min(license.term_end, end_of_use)
     if now >= valid_until:
-        return result(DecisionState.GRACE, "in_grace", entitled, _earliest(end_of_use, manifest_stale_at))
-    return result(DecisionState.VALID, "ok", entitled, _earliest(valid_until, end_of_use, manifest_stale_at))
+        return result(
+            DecisionState.GRACE, "in_grace", entitled, _earliest(end_of_use, manifest_stale_at)
+        )
+    return result(
+        DecisionState.VALID, "ok", entitled, _earliest(valid_until, end_of_use, manifest_stale_at)
+    )

@@ -77,7 +77,9 @@ def private_key_from_pem(pem: bytes) -> Ed25519PrivateKey:
     text = pem.decode("ascii", errors="replace").strip()
     if text.startswith(PEM_BEGIN) and text.endswith(PEM_END):
         try:
-            der = base64.b64decode("".join(text[len(PEM_BEGIN) : -len(PEM_END)].split()), validate=True)
+            der = base64.b64decode(
+                "".join(text[len(PEM_BEGIN) : -len(PEM_END)].split()), validate=True
+            )
         except binascii.Error:
             der = b""
         if len(der) == 48 and der.startswith(PKCS8_ED25519_PREFIX):
@@ -103,14 +105,17 @@ class FileKeyStore:
             return None
         if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise StoreError(
-                f"device key {self.path} is accessible by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+                f"device key {self.path} is accessible by other users "
+                f"(mode {stat.S_IMODE(info.st_mode):o}); "
                 "run chmod 600 on it or delete it and activate again",
                 reason="device_key_exposed",
             )
         try:
             return private_key_from_pem(self.path.read_bytes())
         except (ValueError, TypeError, OSError) as exc:
-            raise StoreError(f"device key {self.path} cannot be read: {exc}", reason="device_key_invalid") from exc
+            raise StoreError(
+                f"device key {self.path} cannot be read: {exc}", reason="device_key_invalid"
+            ) from exc
 
     def save(self, key: Ed25519PrivateKey) -> None:
         write_private_file(self.path, private_key_to_pem(key))
@@ -139,13 +144,25 @@ class DeviceIdentity:
     def proof(self, *, method: str, url: str, now: int, nonce: str | None = None) -> str:
         """A DPoP proof for one request; `url` is sent without its query and fragment."""
         target = url.split("?", 1)[0].split("#", 1)[0]
-        claims: dict[str, object] = {"htm": method.upper(), "htu": target, "iat": now, "jti": secrets.token_urlsafe(16)}
+        claims: dict[str, object] = {
+            "htm": method.upper(),
+            "htu": target,
+            "iat": now,
+            "jti": secrets.token_urlsafe(16),
+        }
         if nonce is not None:
             claims["nonce"] = nonce
-        return sign_compact(self._private_key, {"alg": "EdDSA", "typ": TYP_DPOP, "jwk": self.jwk}, claims)
+        return sign_compact(
+            self._private_key, {"alg": "EdDSA", "typ": TYP_DPOP, "jwk": self.jwk}, claims
+        )
 
     def mac_key(self, purpose: str) -> bytes:
         """A 32-byte key for `purpose`, derived from the device private key with HKDF-SHA256."""
         raw = self._private_key.private_bytes_raw()
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"keyplane-client/{purpose}".encode())
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=f"keyplane-client/{purpose}".encode(),
+        )
         return hkdf.derive(raw)

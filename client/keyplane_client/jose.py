@@ -49,7 +49,9 @@ def b64url_decode(text: str) -> bytes:
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
-        raise VerificationError(f"invalid base64url segment: {exc}", reason="token_malformed") from exc
+        raise VerificationError(
+            f"invalid base64url segment: {exc}", reason="token_malformed"
+        ) from exc
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -68,7 +70,9 @@ def _decode_json_object(segment: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(segment.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"the {what} is not UTF-8 JSON: {exc}", reason="token_malformed") from exc
+        raise VerificationError(
+            f"the {what} is not UTF-8 JSON: {exc}", reason="token_malformed"
+        ) from exc
     if not isinstance(value, dict):
         raise VerificationError(f"the {what} is not a JSON object", reason="token_malformed")
     return value
@@ -91,7 +95,9 @@ def parse_compact(compact: str | bytes) -> CompactJws:
         try:
             compact = compact.decode("ascii")
         except UnicodeDecodeError as exc:
-            raise VerificationError("the token is not ASCII text", reason="token_malformed") from exc
+            raise VerificationError(
+                "the token is not ASCII text", reason="token_malformed"
+            ) from exc
     if not isinstance(compact, str):
         raise VerificationError("the token is not a string", reason="token_malformed")
     compact = compact.strip()
@@ -130,7 +136,8 @@ def check_header(header: dict[str, Any], *, expected_typ: str) -> str:
     forbidden = sorted(FORBIDDEN_HEADERS.intersection(header))
     if forbidden:
         raise VerificationError(
-            f"header members {forbidden} are not accepted; keys come only from the pinned root keys",
+            f"header members {forbidden} are not accepted; "
+            "keys come only from the pinned root keys",
             reason="token_header_rejected",
         )
     typ = header.get("typ")
@@ -154,10 +161,14 @@ def verify_signature(jws: CompactJws, public_key: Ed25519PublicKey) -> None:
     try:
         public_key.verify(jws.signature, jws.signing_input)
     except InvalidSignature as exc:
-        raise VerificationError("the signature does not verify", reason="signature_invalid") from exc
+        raise VerificationError(
+            "the signature does not verify", reason="signature_invalid"
+        ) from exc
 
 
-def sign_compact(private_key: Ed25519PrivateKey, header: dict[str, Any], claims: dict[str, Any]) -> str:
+def sign_compact(
+    private_key: Ed25519PrivateKey, header: dict[str, Any], claims: dict[str, Any]
+) -> str:
     """Serialize and sign; used for device proofs and by the test vectors."""
     header_b64 = b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
     payload_b64 = b64url_encode(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
@@ -181,7 +192,9 @@ def public_key_from_jwk(jwk: Any) -> Ed25519PublicKey:
         raise VerificationError("the JWK has no 'x' member", reason="key_invalid")
     raw = b64url_decode(x)
     if len(raw) != 32:
-        raise VerificationError(f"an Ed25519 public key is 32 bytes; 'x' has {len(raw)}", reason="key_invalid")
+        raise VerificationError(
+            f"an Ed25519 public key is 32 bytes; 'x' has {len(raw)}", reason="key_invalid"
+        )
     return Ed25519PublicKey.from_public_bytes(raw)
 
 

@@ -56,7 +56,9 @@ class LocalState:
         return state
 
 
-def state_after_refresh(state: LocalState, *, license: License, manifest: Manifest | None, now: int) -> LocalState:
+def state_after_refresh(
+    state: LocalState, *, license: License, manifest: Manifest | None, now: int
+) -> LocalState:
     """Return the state after new signed objects arrived from the server."""
     newest_signed = max(license.issued_at, manifest.issued_at if manifest else 0)
     return replace(

@@ -27,7 +27,9 @@ LICENSE_REQUIRED_CLAIMS = (
 
 
 def _missing(claims: Mapping[str, Any], name: str) -> VerificationError:
-    return VerificationError(f"required claim {name!r} is missing or has the wrong type", reason="claim_missing")
+    return VerificationError(
+        f"required claim {name!r} is missing or has the wrong type", reason="claim_missing"
+    )
 
 
 def _time(claims: Mapping[str, Any], name: str) -> int:
@@ -64,7 +66,9 @@ def _audience(claims: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _check_binding(actual: object, expected: str | None, *, what: str, reason: str) -> None:
     if expected is not None and actual != expected:
-        raise VerificationError(f"the token is for {what} {actual!r}, not {expected!r}", reason=reason)
+        raise VerificationError(
+            f"the token is for {what} {actual!r}, not {expected!r}", reason=reason
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +118,9 @@ def verify_license(
 
     audience = _audience(claims)
     if product not in audience:
-        raise VerificationError(f"the token is for product {audience!r}, not {product!r}", reason="audience_mismatch")
+        raise VerificationError(
+            f"the token is for product {audience!r}, not {product!r}", reason="audience_mismatch"
+        )
     _check_binding(claims["tid"], keyring.tenant, what="tenant", reason="tenant_mismatch")
     _check_binding(claims["did"], device_id, what="device", reason="device_mismatch")
     confirmation = claims["cnf"]
@@ -130,7 +136,8 @@ def verify_license(
     offline_until = _time(claims, "offline_until")
     if not (not_before <= expires_at <= grace_until and issued_at <= expires_at):
         raise VerificationError(
-            "the token's time claims are out of order; expected nbf <= exp <= grace_until and iat <= exp",
+            "the token's time claims are out of order; "
+            "expected nbf <= exp <= grace_until and iat <= exp",
             reason="claim_invalid",
         )
     manifest_version = claims["mver"]
@@ -202,7 +209,8 @@ def _revocations(claims: Mapping[str, Any]) -> Revocations:
     return Revocations(
         grants=frozenset(str(item) for item in _codes(revoked, "grants", required=False)),
         devices=_codes(revoked, "devices", required=False),
-        token_ids=_codes(revoked, "tokens", required=False) | _codes(revoked, "jtis", required=False),
+        token_ids=_codes(revoked, "tokens", required=False)
+        | _codes(revoked, "jtis", required=False),
     )
 
 
@@ -234,9 +242,13 @@ def verify_manifest(compact: str | bytes, keyring: Keyring, *, product: str) -> 
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise _missing(claims, "mver")
     key_certificates = claims.get("key_certificates", claims.get("key_certs")) or []
-    if not isinstance(key_certificates, list) or not all(isinstance(c, str) for c in key_certificates):
+    if not isinstance(key_certificates, list) or not all(
+        isinstance(c, str) for c in key_certificates
+    ):
         raise _missing(claims, "key_certificates")
-    fallback_claim = "unlicensed_features" if "unlicensed_features" in claims else "fallback_features"
+    fallback_claim = (
+        "unlicensed_features" if "unlicensed_features" in claims else "fallback_features"
+    )
     return Manifest(
         tenant=keyring.tenant,
         product=product,
@@ -292,7 +304,7 @@ def _first_claim(claims: Mapping[str, Any], names: tuple[str, ...]) -> Any:
 def verify_overlay(
     compact: str | bytes, keyring: Keyring, *, product: str, pointer: OverlayPointer | None = None
 ) -> Overlay:
-    """Verify an overlay release and, given the manifest's pointer, that it is the pointed-to release.
+    """Verify an overlay release and, given the manifest's pointer, that it is that release.
 
     Claims: `rel` (release number), `sha256` (the release's content address),
     `cfg` (this device's effective configuration), `tid`, `aud`, `iat`. The
@@ -302,7 +314,9 @@ def verify_overlay(
     claims = jws.claims
     audience = _audience(claims)
     if product not in audience:
-        raise VerificationError(f"the overlay is for product {audience!r}, not {product!r}", reason="audience_mismatch")
+        raise VerificationError(
+            f"the overlay is for product {audience!r}, not {product!r}", reason="audience_mismatch"
+        )
     _check_binding(claims.get("tid"), keyring.tenant, what="tenant", reason="tenant_mismatch")
     release = _first_claim(claims, ("rel", "release"))
     if isinstance(release, bool) or not isinstance(release, int):
@@ -312,10 +326,15 @@ def verify_overlay(
         raise _missing(claims, "cfg")
     # Without a signed `sha256` the address is computed from the values.
     declared = claims.get("sha256")
-    digest = declared.lower() if isinstance(declared, str) else hashlib.sha256(canonical_json(values)).hexdigest()
+    digest = (
+        declared.lower()
+        if isinstance(declared, str)
+        else hashlib.sha256(canonical_json(values)).hexdigest()
+    )
     if pointer is not None and (pointer.release != release or pointer.sha256 != digest):
         raise VerificationError(
-            f"overlay release {release} does not match the manifest's pointer to release {pointer.release}",
+            f"overlay release {release} does not match the manifest's pointer "
+            f"to release {pointer.release}",
             reason="overlay_mismatch",
         )
     return Overlay(

@@ -16,7 +16,6 @@ import hashlib
 import http.client
 import json
 import logging
-import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,9 +38,13 @@ def parse_pin(pin: str) -> bytes:
     try:
         raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
     except (ValueError, binascii.Error) as exc:
-        raise TransportError(f"TLS pin {pin!r} is neither base64 nor hex: {exc}", reason="tls_pin_invalid") from exc
+        raise TransportError(
+            f"TLS pin {pin!r} is neither base64 nor hex: {exc}", reason="tls_pin_invalid"
+        ) from exc
     if len(raw) != 32:
-        raise TransportError(f"TLS pin {pin!r} is not a SHA-256 digest (32 bytes)", reason="tls_pin_invalid")
+        raise TransportError(
+            f"TLS pin {pin!r} is not a SHA-256 digest (32 bytes)", reason="tls_pin_invalid"
+        )
     return raw
 
 
@@ -64,7 +67,8 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         if certificate is None or spki_sha256(certificate) not in self._pins:
             self.close()
             raise PinMismatchError(
-                f"the TLS public key of {self.host} matches none of the {len(self._pins)} configured pins; "
+                f"the TLS public key of {self.host} matches none of the "
+                f"{len(self._pins)} configured pins; "
                 "check the server certificate or update the pins"
             )
 
@@ -91,10 +95,14 @@ class HttpTransport:
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise TransportError(f"server URL {base_url!r} must be an absolute https URL", reason="server_url_invalid")
+            raise TransportError(
+                f"server URL {base_url!r} must be an absolute https URL",
+                reason="server_url_invalid",
+            )
         if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
             raise TransportError(
-                f"server URL {base_url!r} uses plain http; use https (http is accepted only for loopback hosts)",
+                f"server URL {base_url!r} uses plain http; use https "
+                "(http is accepted only for loopback hosts)",
                 reason="server_url_invalid",
             )
         self.base_url = base_url.rstrip("/")
@@ -103,7 +111,9 @@ class HttpTransport:
         self._port = parts.port
         self._base_path = parts.path.rstrip("/")
         self._pins = frozenset(parse_pin(pin) for pin in pins)
-        self._context = ssl.create_default_context(cafile=ca_file) if parts.scheme == "https" else None
+        self._context = (
+            ssl.create_default_context(cafile=ca_file) if parts.scheme == "https" else None
+        )
         self._timeout = timeout
         self._user_agent = user_agent
 
@@ -113,7 +123,11 @@ class HttpTransport:
     def _connection(self) -> http.client.HTTPConnection:
         if self._scheme == "https":
             return _PinnedHTTPSConnection(
-                self._host, self._port, timeout=self._timeout, context=self._context, pins=self._pins
+                self._host,
+                self._port,
+                timeout=self._timeout,
+                context=self._context,
+                pins=self._pins,
             )
         return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
 
@@ -127,7 +141,11 @@ class HttpTransport:
     ) -> Response:
         """Send one request; return 2xx and 304 responses, raise for problems and network errors."""
         body = None if json_body is None else json.dumps(json_body).encode("utf-8")
-        all_headers = {"Accept": "application/json", "User-Agent": self._user_agent, **(headers or {})}
+        all_headers = {
+            "Accept": "application/json",
+            "User-Agent": self._user_agent,
+            **(headers or {}),
+        }
         if body is not None:
             all_headers["Content-Type"] = "application/json"
         connection = self._connection()
@@ -139,7 +157,7 @@ class HttpTransport:
             status = raw.status
         except PinMismatchError:
             raise
-        except (OSError, http.client.HTTPException, socket.timeout) as exc:
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
             raise TransportError(f"{method} {self.url(path)} failed: {exc}") from exc
         finally:
             connection.close()
@@ -155,7 +173,9 @@ class HttpTransport:
         raise _server_error(method, self.url(path), status, response_headers, data)
 
 
-def _server_error(method: str, url: str, status: int, headers: Mapping[str, str], data: Any) -> ServerError:
+def _server_error(
+    method: str, url: str, status: int, headers: Mapping[str, str], data: Any
+) -> ServerError:
     problem = data if isinstance(data, dict) else {}
     code = problem.get("code") if isinstance(problem.get("code"), str) else f"http_{status}"
     detail = problem.get("detail") or problem.get("title") or f"HTTP {status}"

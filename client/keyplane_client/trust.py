@@ -18,7 +18,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from keyplane_client.errors import TrustError, VerificationError
-from keyplane_client.jose import CompactJws, check_header, parse_compact, public_key_from_jwk, verify_signature
+from keyplane_client.jose import (
+    CompactJws,
+    check_header,
+    parse_compact,
+    public_key_from_jwk,
+    verify_signature,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +37,9 @@ class RootKeys:
 
     def __init__(self, keys: Mapping[str, Ed25519PublicKey]) -> None:
         if not keys:
-            raise TrustError("the root key set is empty; pin at least one root key", reason="root_keys_missing")
+            raise TrustError(
+                "the root key set is empty; pin at least one root key", reason="root_keys_missing"
+            )
         self._keys = dict(keys)
 
     @classmethod
@@ -40,9 +48,13 @@ class RootKeys:
             try:
                 jwks = json.loads(jwks)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise TrustError(f"the root key set is not JSON: {exc}", reason="root_keys_invalid") from exc
+                raise TrustError(
+                    f"the root key set is not JSON: {exc}", reason="root_keys_invalid"
+                ) from exc
         if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
-            raise TrustError('the root key set must be a JWKS: {"keys": [...]}', reason="root_keys_invalid")
+            raise TrustError(
+                'the root key set must be a JWKS: {"keys": [...]}', reason="root_keys_invalid"
+            )
         keys: dict[str, Ed25519PublicKey] = {}
         for jwk in jwks["keys"]:
             kid = jwk.get("kid") if isinstance(jwk, dict) else None
@@ -51,7 +63,9 @@ class RootKeys:
             try:
                 keys[kid] = public_key_from_jwk(jwk)
             except VerificationError as exc:
-                raise TrustError(f"root key {kid!r} is invalid: {exc}", reason="root_keys_invalid") from exc
+                raise TrustError(
+                    f"root key {kid!r} is invalid: {exc}", reason="root_keys_invalid"
+                ) from exc
         return cls(keys)
 
     def get(self, kid: str) -> Ed25519PublicKey | None:
@@ -78,7 +92,9 @@ class KeyCertificate:
 def _int_claim(claims: Mapping[str, Any], name: str) -> int:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TrustError(f"the key certificate has no numeric {name!r} claim", reason="key_cert_invalid")
+        raise TrustError(
+            f"the key certificate has no numeric {name!r} claim", reason="key_cert_invalid"
+        )
     return int(value)
 
 
@@ -88,28 +104,37 @@ def verify_key_certificate(compact: str, root_keys: RootKeys, *, tenant: str) ->
     root_kid = check_header(jws.header, expected_typ=TYP_KEY_CERT)
     root_key = root_keys.get(root_kid)
     if root_key is None:
-        raise TrustError(f"key certificate signed by unknown root key {root_kid!r}", reason="key_unknown")
+        raise TrustError(
+            f"key certificate signed by unknown root key {root_kid!r}", reason="key_unknown"
+        )
     verify_signature(jws, root_key)
 
     claims = jws.claims
     cert_tenant = claims.get("tid")
     if cert_tenant != tenant:
         raise TrustError(
-            f"key certificate names tenant {cert_tenant!r}; expected {tenant!r}", reason="tenant_mismatch"
+            f"key certificate names tenant {cert_tenant!r}; expected {tenant!r}",
+            reason="tenant_mismatch",
         )
     status = claims.get("status", "active")
     if status not in ACCEPTED_KEY_STATUSES:
-        raise TrustError(f"key certificate status {status!r} is not accepted", reason="key_cert_invalid")
+        raise TrustError(
+            f"key certificate status {status!r} is not accepted", reason="key_cert_invalid"
+        )
     jwk = claims.get("jwk")
     kid = jwk.get("kid") if isinstance(jwk, dict) else None
     if not isinstance(kid, str) or not kid:
         raise TrustError("the key certificate's jwk has no kid", reason="key_cert_invalid")
     if claims.get("sub", kid) != kid:
-        raise TrustError("the key certificate's sub does not name its key", reason="key_cert_invalid")
+        raise TrustError(
+            "the key certificate's sub does not name its key", reason="key_cert_invalid"
+        )
     try:
         public_key = public_key_from_jwk(jwk)
     except VerificationError as exc:
-        raise TrustError(f"the certified key {kid!r} is invalid: {exc}", reason="key_cert_invalid") from exc
+        raise TrustError(
+            f"the certified key {kid!r} is invalid: {exc}", reason="key_cert_invalid"
+        ) from exc
     not_before = _int_claim(claims, "nbf")
     expires_at = _int_claim(claims, "exp")
     if expires_at <= not_before:
@@ -135,7 +160,9 @@ class Keyring:
             self._certificates[certificate.kid] = certificate
 
     @classmethod
-    def from_certificates(cls, compacts: Iterable[str], root_keys: RootKeys, *, tenant: str) -> "Keyring":
+    def from_certificates(
+        cls, compacts: Iterable[str], root_keys: RootKeys, *, tenant: str
+    ) -> "Keyring":
         """Build a keyring from certificates, raising on the first one that fails."""
         return cls(tenant, (verify_key_certificate(c, root_keys, tenant=tenant) for c in compacts))
 
@@ -149,7 +176,7 @@ class Keyring:
         return Keyring(self.tenant, (*self.certificates, *other.certificates))
 
     def extended(self, compacts: Iterable[str], root_keys: RootKeys) -> "Keyring":
-        """This keyring plus the certificates among `compacts` that verify; others are logged and skipped."""
+        """Return this keyring plus those of `compacts` that verify; log and skip the others."""
         certificates = []
         for compact in compacts:
             try:
@@ -169,14 +196,17 @@ class Keyring:
         kid = check_header(jws.header, expected_typ=expected_typ)
         certificate = self._certificates.get(kid)
         if certificate is None:
-            raise VerificationError(f"signing key {kid!r} is not certified for tenant {self.tenant!r}", reason="key_unknown")
+            raise VerificationError(
+                f"signing key {kid!r} is not certified for tenant {self.tenant!r}",
+                reason="key_unknown",
+            )
         verify_signature(jws, certificate.public_key)
         issued_at = jws.claims.get("iat")
-        if isinstance(issued_at, int | float) and not isinstance(issued_at, bool):
-            if not certificate.not_before <= issued_at <= certificate.expires_at:
-                raise VerificationError(
-                    f"signed at {int(issued_at)}, outside key {kid!r}'s certified window "
-                    f"{certificate.not_before}..{certificate.expires_at}",
-                    reason="key_expired",
-                )
+        signed_at_known = isinstance(issued_at, int | float) and not isinstance(issued_at, bool)
+        if signed_at_known and not certificate.not_before <= issued_at <= certificate.expires_at:
+            raise VerificationError(
+                f"signed at {int(issued_at)}, outside key {kid!r}'s certified window "
+                f"{certificate.not_before}..{certificate.expires_at}",
+                reason="key_expired",
+            )
         return jws

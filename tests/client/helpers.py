@@ -2,11 +2,14 @@
 
 from keyplane_client.tokens import License, Manifest, verify_license, verify_manifest
 from keyplane_client.trust import Keyring, RootKeys
+
 from tests.vectors.tokens import PRODUCT, TENANT, VectorKeys
 
 
 def keyring_for(keys: VectorKeys) -> Keyring:
-    return Keyring.from_certificates([keys.key_certificate()], RootKeys.from_jwks(keys.root_jwks), tenant=TENANT)
+    return Keyring.from_certificates(
+        [keys.key_certificate()], RootKeys.from_jwks(keys.root_jwks), tenant=TENANT
+    )
 
 
 def license_for(keys: VectorKeys, **overrides) -> License:

@@ -6,8 +6,8 @@ import sys
 import time
 
 import pytest
-
 from keyplane_client.cli import run
+
 from tests.client.vector_server import VectorServer
 from tests.vectors.tokens import PRODUCT, TENANT, hostile_licenses, make_keys
 
@@ -32,13 +32,33 @@ def root_keys_file(keys, tmp_path):
 
 
 def cli(server_url, state_dir, *command):
-    return ["--server", server_url, "--tenant", TENANT, "--product", PRODUCT, "--state-dir", str(state_dir), *command]
+    return [
+        "--server",
+        server_url,
+        "--tenant",
+        TENANT,
+        "--product",
+        PRODUCT,
+        "--state-dir",
+        str(state_dir),
+        *command,
+    ]
 
 
 @pytest.fixture
 def activated_dir(server, root_keys_file, tmp_path, capsys):
     state_dir = tmp_path / "state"
-    code = run(cli(server.url, state_dir, "--root-keys", str(root_keys_file), "activate", "--license-key", "KP-GOOD-KEY"))
+    code = run(
+        cli(
+            server.url,
+            state_dir,
+            "--root-keys",
+            str(root_keys_file),
+            "activate",
+            "--license-key",
+            "KP-GOOD-KEY",
+        )
+    )
     assert code == 0, capsys.readouterr()
     capsys.readouterr()
     return state_dir
@@ -46,13 +66,33 @@ def activated_dir(server, root_keys_file, tmp_path, capsys):
 
 def test_cli_activate_prints_valid(server, root_keys_file, tmp_path, capsys):
     state_dir = tmp_path / "state"
-    code = run(cli(server.url, state_dir, "--root-keys", str(root_keys_file), "activate", "--license-key", "KP-GOOD-KEY"))
+    code = run(
+        cli(
+            server.url,
+            state_dir,
+            "--root-keys",
+            str(root_keys_file),
+            "activate",
+            "--license-key",
+            "KP-GOOD-KEY",
+        )
+    )
     assert code == 0
     assert "state:          valid" in capsys.readouterr().out
 
 
 def test_cli_activate_rejected_key_exits_3(server, root_keys_file, tmp_path, capsys):
-    code = run(cli(server.url, tmp_path / "s", "--root-keys", str(root_keys_file), "activate", "--license-key", "KP-BAD"))
+    code = run(
+        cli(
+            server.url,
+            tmp_path / "s",
+            "--root-keys",
+            str(root_keys_file),
+            "activate",
+            "--license-key",
+            "KP-BAD",
+        )
+    )
     assert code == 3
     assert "license_invalid" in capsys.readouterr().err
 
@@ -85,7 +125,9 @@ def test_cli_verify_valid_token(server, keys, activated_dir, capsys):
     assert capsys.readouterr().out.strip() == "valid: ok"
 
 
-@pytest.mark.parametrize("case", ["alg_none", "embedded_jwk", "unknown_kid", "payload_byte_changed", "garbage"])
+@pytest.mark.parametrize(
+    "case", ["alg_none", "embedded_jwk", "unknown_kid", "payload_byte_changed", "garbage"]
+)
 def test_cli_verify_hostile_token_exits_1(server, keys, activated_dir, capsys, case):
     assert run(cli(server.url, activated_dir, "verify", hostile_licenses(keys)[case])) == 1
     assert capsys.readouterr().out.startswith("invalid: ")
@@ -98,8 +140,15 @@ def test_cli_status_without_root_keys_exits_2(tmp_path, capsys):
 
 def test_cli_entry_point_runs(server, activated_dir):
     result = subprocess.run(
-        [sys.executable, "-m", "keyplane_client", *cli(server.url, activated_dir, "status", "--json")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "keyplane_client",
+            *cli(server.url, activated_dir, "status", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["state"] == "valid"

@@ -4,61 +4,21 @@ import json
 import os
 import stat
 import threading
-import time
 
 import pytest
-
-from keyplane_client.client import Client
 from keyplane_client.decision import DecisionState
-from keyplane_client.errors import PinMismatchError, RollbackError, ServerError, StoreError, TransportError
+from keyplane_client.errors import (
+    PinMismatchError,
+    RollbackError,
+    ServerError,
+    StoreError,
+    TransportError,
+)
 from keyplane_client.transport import HttpTransport
-from keyplane_client.trust import RootKeys
+
+from tests.client.conftest import new_client
 from tests.client.vector_server import VectorServer
-from tests.vectors.tokens import DAY, PRODUCT, TENANT, make_keys
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return FakeClock(float(int(time.time())))
-
-
-@pytest.fixture
-def keys(clock):
-    return make_keys(now=int(clock.now))
-
-
-@pytest.fixture
-def server(keys, clock):
-    server = VectorServer(keys, clock=clock).start()
-    yield server
-    server.stop()
-
-
-def new_client(server, keys, clock, state_dir, **options):
-    return Client(
-        server=options.pop("url", server.url),
-        tenant=TENANT,
-        product=PRODUCT,
-        state_dir=state_dir,
-        root_keys=RootKeys.from_jwks(keys.root_jwks),
-        clock=clock,
-        **options,
-    )
-
-
-@pytest.fixture
-def activated(server, keys, clock, tmp_path):
-    client = new_client(server, keys, clock, tmp_path / "state")
-    client.activate("KP-GOOD-KEY")
-    return client
+from tests.vectors.tokens import DAY
 
 
 def test_activate_gives_valid_decision(activated):
@@ -195,7 +155,9 @@ def test_manifest_rollback_rejected(activated, server):
 
 def test_overlay_change_notifies(activated, server):
     seen = []
-    activated.on_overlay_change(lambda overlay, previous: seen.append((overlay.release, previous.release)))
+    activated.on_overlay_change(
+        lambda overlay, previous: seen.append((overlay.release, previous.release))
+    )
     server.overlay_release = 2
     server.overlay_config = {"theme": "light"}
     server.manifest_version = 4
@@ -296,7 +258,11 @@ def tls_server(keys, clock, tmp_path):
 
 def test_tls_pin_match_activates(tls_server, keys, clock, tmp_path):
     client = new_client(
-        tls_server, keys, clock, tmp_path / "state", pins=("sha256/" + "A" * 43 + "=", tls_server.spki_pin),
+        tls_server,
+        keys,
+        clock,
+        tmp_path / "state",
+        pins=("sha256/" + "A" * 43 + "=", tls_server.spki_pin),
         ca_file=tls_server.ca_file,
     )
     assert client.activate("KP-GOOD-KEY").state == DecisionState.VALID
@@ -304,7 +270,12 @@ def test_tls_pin_match_activates(tls_server, keys, clock, tmp_path):
 
 def test_tls_pin_mismatch_rejected(tls_server, keys, clock, tmp_path):
     client = new_client(
-        tls_server, keys, clock, tmp_path / "state", pins=("sha256/" + "A" * 43 + "=",), ca_file=tls_server.ca_file
+        tls_server,
+        keys,
+        clock,
+        tmp_path / "state",
+        pins=("sha256/" + "A" * 43 + "=",),
+        ca_file=tls_server.ca_file,
     )
     with pytest.raises(PinMismatchError):
         client.activate("KP-GOOD-KEY")
@@ -314,7 +285,6 @@ def test_tls_pin_mismatch_rejected(tls_server, keys, clock, tmp_path):
 def test_device_key_pem_is_standard_pkcs8(tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     from keyplane_client.device import FileKeyStore
 
     key = Ed25519PrivateKey.generate()
@@ -327,12 +297,13 @@ def test_device_key_pem_is_standard_pkcs8(tmp_path):
 def test_device_key_crlf_pem_loads(tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     from keyplane_client.device import FileKeyStore
 
     key = Ed25519PrivateKey.generate()
     path = tmp_path / "device-key.pem"
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     path.write_bytes(pem.replace(b"\n", b"\r\n"))
     path.chmod(0o600)
     assert FileKeyStore(path).load().private_bytes_raw() == key.private_bytes_raw()

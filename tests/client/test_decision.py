@@ -4,9 +4,14 @@ from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from keyplane_client.decision import DEFAULT_RULES, DecisionState, decide
-from keyplane_client.state import LocalState, state_after_check, state_after_failure, state_after_refresh
+from keyplane_client.state import (
+    LocalState,
+    state_after_check,
+    state_after_failure,
+    state_after_refresh,
+)
+
 from tests.client.helpers import license_for, manifest_for
 from tests.vectors.tokens import DAY, make_keys
 
@@ -125,7 +130,9 @@ def test_decide_manifest_freeze_expires():
 
 
 def test_decide_revoked_grant_offline():
-    manifest = manifest_for(KEYS, revoked={"grants": [LICENSE.grant_id], "devices": [], "tokens": []})
+    manifest = manifest_for(
+        KEYS, revoked={"grants": [LICENSE.grant_id], "devices": [], "tokens": []}
+    )
     decision = decide(LICENSE, manifest, None, STATE, NOW)
     assert decision.state == DecisionState.REVOKED
     assert decision.reason == "license_revoked"
@@ -133,12 +140,16 @@ def test_decide_revoked_grant_offline():
 
 
 def test_decide_revoked_device_by_thumbprint():
-    manifest = manifest_for(KEYS, revoked={"grants": [], "devices": [KEYS.device_thumbprint], "tokens": []})
+    manifest = manifest_for(
+        KEYS, revoked={"grants": [], "devices": [KEYS.device_thumbprint], "tokens": []}
+    )
     assert decide(LICENSE, manifest, None, STATE, NOW).reason == "device_revoked"
 
 
 def test_decide_revoked_token_id():
-    manifest = manifest_for(KEYS, revoked={"grants": [], "devices": [], "tokens": [LICENSE.token_id]})
+    manifest = manifest_for(
+        KEYS, revoked={"grants": [], "devices": [], "tokens": [LICENSE.token_id]}
+    )
     assert decide(LICENSE, manifest, None, STATE, NOW).reason == "token_revoked"
 
 
@@ -163,7 +174,10 @@ def test_decide_next_boundary_changes_decision():
         seen.append(decision.state)
         if decision.next_boundary is None:
             break
-        assert decide(license, MANIFEST, None, STATE, decision.next_boundary - 1).state == decision.state
+        assert (
+            decide(license, MANIFEST, None, STATE, decision.next_boundary - 1).state
+            == decision.state
+        )
         now = decision.next_boundary
     assert seen == [DecisionState.VALID, DecisionState.GRACE, DecisionState.EXPIRED]
 
@@ -192,7 +206,9 @@ events = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(events=events)
 def test_decide_refresh_failures_never_flip_flop(events):
-    license = license_for(KEYS, term_end=NOW + 5 * DAY, grace_until=NOW + 9 * DAY, offline_until=NOW + 12 * DAY)
+    license = license_for(
+        KEYS, term_end=NOW + 5 * DAY, grace_until=NOW + 9 * DAY, offline_until=NOW + 12 * DAY
+    )
     state = STATE
     now = NOW
     previous = decide(license, MANIFEST, None, state, now)

@@ -1,11 +1,19 @@
 """Verification of license tokens, manifests, overlays and key certificates."""
 
 import pytest
-
 from keyplane_client.errors import VerificationError
 from keyplane_client.tokens import verify_license, verify_manifest, verify_overlay
 from keyplane_client.trust import Keyring, RootKeys, verify_key_certificate
-from tests.vectors.tokens import OTHER_TENANT, PRODUCT, TENANT, hostile_licenses, jwk_of, load_corpus, make_keys
+
+from tests.vectors.tokens import (
+    OTHER_TENANT,
+    PRODUCT,
+    TENANT,
+    hostile_licenses,
+    jwk_of,
+    load_corpus,
+    make_keys,
+)
 
 KEYS = make_keys()
 CORPUS = load_corpus()
@@ -19,7 +27,11 @@ def keyring_for(keys=KEYS):
 
 def verify(token, keys=KEYS):
     return verify_license(
-        token, keyring_for(keys), product=PRODUCT, device_id="42", key_thumbprint=keys.device_thumbprint
+        token,
+        keyring_for(keys),
+        product=PRODUCT,
+        device_id="42",
+        key_thumbprint=keys.device_thumbprint,
     )
 
 
@@ -75,7 +87,9 @@ def test_key_certificate_from_unpinned_root_rejected():
 
 def test_key_certificate_for_other_tenant_rejected():
     with pytest.raises(VerificationError) as caught:
-        verify_key_certificate(KEYS.other_tenant_certificate(), RootKeys.from_jwks(KEYS.root_jwks), tenant=TENANT)
+        verify_key_certificate(
+            KEYS.other_tenant_certificate(), RootKeys.from_jwks(KEYS.root_jwks), tenant=TENANT
+        )
     assert caught.value.reason == "tenant_mismatch"
 
 
@@ -140,13 +154,16 @@ def test_manifest_without_version_rejected():
 
 
 def test_overlay_matches_pointer():
-    from keyplane_client.tokens import OverlayPointer, canonical_json
     import hashlib
+
+    from keyplane_client.tokens import OverlayPointer, canonical_json
 
     config = {"theme": "dark", "limits": {"b": 1, "a": 2.0}}
     digest = hashlib.sha256(canonical_json(config)).hexdigest()
     overlay = verify_overlay(
-        KEYS.overlay(release=4, config=config), keyring_for(), product=PRODUCT,
+        KEYS.overlay(release=4, config=config),
+        keyring_for(),
+        product=PRODUCT,
         pointer=OverlayPointer(release=4, sha256=digest),
     )
     assert overlay.values["theme"] == "dark"
@@ -157,7 +174,10 @@ def test_overlay_other_release_rejected():
 
     with pytest.raises(VerificationError) as caught:
         verify_overlay(
-            KEYS.overlay(release=3), keyring_for(), product=PRODUCT, pointer=OverlayPointer(release=4, sha256="00")
+            KEYS.overlay(release=3),
+            keyring_for(),
+            product=PRODUCT,
+            pointer=OverlayPointer(release=4, sha256="00"),
         )
     assert caught.value.reason == "overlay_mismatch"
 
@@ -174,8 +194,16 @@ def test_pyjwt_verifies_valid_license():
     jwt = pytest.importorskip("jwt")
     token = KEYS.license()
     claims = jwt.decode(
-        token, KEYS.tenant_key.public_key(), algorithms=["EdDSA"], audience=PRODUCT,
-        options={"require": ["exp", "iat", "nbf"], "verify_exp": False, "verify_nbf": False, "verify_iat": False},
+        token,
+        KEYS.tenant_key.public_key(),
+        algorithms=["EdDSA"],
+        audience=PRODUCT,
+        options={
+            "require": ["exp", "iat", "nbf"],
+            "verify_exp": False,
+            "verify_nbf": False,
+            "verify_iat": False,
+        },
     )
     assert claims["did"] == "42"
 

@@ -20,8 +20,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from keyplane_client.jose import (
+    jwk_thumbprint,
+    parse_compact,
+    public_key_from_jwk,
+    verify_signature,
+)
 
-from keyplane_client.jose import jwk_thumbprint, parse_compact, public_key_from_jwk, verify_signature
 from tests.vectors.tokens import DAY, PRODUCT, TENANT, VectorKeys
 
 
@@ -74,7 +79,9 @@ class VectorServer:
         cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         key_path.write_bytes(
             key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
             )
         )
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -108,7 +115,11 @@ class VectorServer:
             digest = hashlib.sha256(canonical_json(self.overlay_config)).hexdigest()
             overlay = {"release": self.overlay_release, "sha256": digest}
         return self.keys.manifest(
-            mver=self.manifest_version, iat=now, exp=now + 7 * DAY, revoked=self.revoked, overlay=overlay
+            mver=self.manifest_version,
+            iat=now,
+            exp=now + 7 * DAY,
+            revoked=self.revoked,
+            overlay=overlay,
         )
 
     def license(self) -> str:
@@ -122,7 +133,9 @@ class VectorServer:
         return self.keys.license(**claims)
 
     def overlay(self) -> str:
-        return self.keys.overlay(release=self.overlay_release, config=self.overlay_config, iat=int(self.clock()))
+        return self.keys.overlay(
+            release=self.overlay_release, config=self.overlay_config, iat=int(self.clock())
+        )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -131,7 +144,9 @@ class VectorServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, body: Any = None, headers: dict[str, str] | None = None
+            ) -> None:
                 payload = b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
                 content_type = "application/problem+json" if status >= 400 else "application/json"
@@ -144,8 +159,8 @@ class VectorServer:
                 self.wfile.write(payload)
 
             def _problem(self, status: int, code: str) -> None:
-                self._send(status, {"type": "about:blank", "title": code, "status": status, "code": code,
-                                    "detail": code, "remediation": "fix it"})  # fmt: skip
+                problem = {"type": "about:blank", "title": code, "status": status, "code": code}
+                self._send(status, {**problem, "detail": code, "remediation": "fix it"})
 
             def _proof_ok(self, method: str) -> bool:
                 proof = self.headers.get("DPoP")
@@ -198,16 +213,22 @@ class VectorServer:
                 body = self._body()
                 if not self.path.startswith(base) or not self._proof_ok("POST"):
                     return None if self.path.startswith(base) else self._problem(404, "not_found")
-                endpoint = self.path[len(base):]
+                endpoint = self.path[len(base) :]
                 if endpoint == "activate":
                     if body.get("license_key") != "KP-GOOD-KEY":
                         return self._problem(403, "license_invalid")
-                    response = {"device_id": "42", "token": server.license(), "manifest": server.manifest()}
+                    response = {
+                        "device_id": "42",
+                        "token": server.license(),
+                        "manifest": server.manifest(),
+                    }
                     return self._send(201, response)
                 if endpoint == "refresh":
                     if server.refresh_status is not None:
                         return self._problem(server.refresh_status, "rate_limited")
-                    return self._send(200, {"token": server.license(), "manifest": server.manifest()})
+                    return self._send(
+                        200, {"token": server.license(), "manifest": server.manifest()}
+                    )
                 if endpoint == "deactivate":
                     return self._send(204)
                 if endpoint == "checkin":

@@ -43,7 +43,9 @@ def jwk_of(key: Ed25519PrivateKey, kid: str | None = None) -> dict[str, str]:
 
 def thumbprint(key: Ed25519PrivateKey) -> str:
     jwk = jwk_of(key)
-    canonical = json.dumps({"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"]}, separators=(",", ":"))
+    canonical = json.dumps(
+        {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"]}, separators=(",", ":")
+    )
     return b64url(hashlib.sha256(canonical.encode()).digest())
 
 
@@ -97,7 +99,9 @@ class VectorKeys:
         return sign(signer or self.root, header, claims)
 
     def other_tenant_certificate(self) -> str:
-        return self.key_certificate(tenant=OTHER_TENANT, key=self.other_tenant_key, kid=self.other_tenant_kid)
+        return self.key_certificate(
+            tenant=OTHER_TENANT, key=self.other_tenant_key, kid=self.other_tenant_kid
+        )
 
     def tenant_header(self, typ: str) -> dict[str, Any]:
         return {"alg": "EdDSA", "typ": typ, "kid": self.tenant_kid}
@@ -124,7 +128,9 @@ class VectorKeys:
         return {k: v for k, v in claims.items() if v is not None}
 
     def license(self, **overrides: Any) -> str:
-        return sign(self.tenant_key, self.tenant_header("kp-license+jwt"), self.license_claims(**overrides))
+        return sign(
+            self.tenant_key, self.tenant_header("kp-license+jwt"), self.license_claims(**overrides)
+        )
 
     def manifest_claims(self, **overrides: Any) -> dict[str, Any]:
         claims: dict[str, Any] = {
@@ -147,9 +153,15 @@ class VectorKeys:
         return claims
 
     def manifest(self, **overrides: Any) -> str:
-        return sign(self.tenant_key, self.tenant_header("kp-manifest+jwt"), self.manifest_claims(**overrides))
+        return sign(
+            self.tenant_key,
+            self.tenant_header("kp-manifest+jwt"),
+            self.manifest_claims(**overrides),
+        )
 
-    def overlay(self, *, release: int = 1, config: dict[str, Any] | None = None, **overrides: Any) -> str:
+    def overlay(
+        self, *, release: int = 1, config: dict[str, Any] | None = None, **overrides: Any
+    ) -> str:
         claims: dict[str, Any] = {
             "tid": TENANT,
             "aud": PRODUCT,
@@ -204,17 +216,27 @@ def hostile_licenses(keys: VectorKeys) -> dict[str, str]:
     attacker_jwk = jwk_of(keys.attacker, "attacker")
     cases: dict[str, str] = {
         "alg_none": f"{encode_segment({**header, 'alg': 'none'})}.{encode_segment(claims)}.",
-        "alg_hs256_public_key_raw": _hs256(raw_public(keys.tenant_key), {**header, "alg": "HS256"}, claims),
+        "alg_hs256_public_key_raw": _hs256(
+            raw_public(keys.tenant_key), {**header, "alg": "HS256"}, claims
+        ),
         "alg_hs256_public_key_jwk": _hs256(
-            json.dumps(jwk_of(keys.tenant_key, keys.tenant_kid)).encode(), {**header, "alg": "HS256"}, claims
+            json.dumps(jwk_of(keys.tenant_key, keys.tenant_kid)).encode(),
+            {**header, "alg": "HS256"},
+            claims,
         ),
         "alg_lowercase": sign(keys.tenant_key, {**header, "alg": "eddsa"}, claims),
         "alg_ed25519": sign(keys.tenant_key, {**header, "alg": "Ed25519"}, claims),
         "alg_missing": sign(keys.tenant_key, {"typ": header["typ"], "kid": header["kid"]}, claims),
-        "embedded_jwk": sign(keys.attacker, {**header, "kid": "attacker", "jwk": attacker_jwk}, claims),
+        "embedded_jwk": sign(
+            keys.attacker, {**header, "kid": "attacker", "jwk": attacker_jwk}, claims
+        ),
         "embedded_jwk_known_kid": sign(keys.attacker, {**header, "jwk": attacker_jwk}, claims),
-        "header_jku": sign(keys.attacker, {**header, "jku": "https://attacker.invalid/jwks.json"}, claims),
-        "header_x5u": sign(keys.attacker, {**header, "x5u": "https://attacker.invalid/cert.pem"}, claims),
+        "header_jku": sign(
+            keys.attacker, {**header, "jku": "https://attacker.invalid/jwks.json"}, claims
+        ),
+        "header_x5u": sign(
+            keys.attacker, {**header, "x5u": "https://attacker.invalid/cert.pem"}, claims
+        ),
         "header_x5c": sign(keys.attacker, {**header, "x5c": ["MIIB"]}, claims),
         "header_crit": sign(keys.tenant_key, {**header, "crit": ["exp"]}, claims),
         "unknown_kid": sign(keys.attacker, {**header, "kid": "attacker"}, claims),

@@ -19,13 +19,13 @@ from portal.problems import KeyplaneError
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="approvals.renewals_scan", time_limit=600)
+@shared_task(name="approvals.renewals_scan", time_limit=600, soft_time_limit=540)
 def renewals_scan() -> int:
     """Raise the renewal requests that are due; return how many were raised."""
     return renewals.renewals_scan().created
 
 
-@shared_task(name="approvals.sweep", time_limit=600)
+@shared_task(name="approvals.sweep", time_limit=600, soft_time_limit=540)
 def sweep() -> dict[str, int]:
     """Send due reminders and alerts, expire unanswered requests, move lapsed grants on."""
     counts = {
@@ -36,13 +36,13 @@ def sweep() -> dict[str, int]:
     return counts
 
 
-@shared_task(name="approvals.apply_due", time_limit=600)
+@shared_task(name="approvals.apply_due", time_limit=600, soft_time_limit=540)
 def apply_due() -> int:
     """Apply the approved requests whose time or maintenance window has come."""
     return services.changerequests_apply_due()
 
 
-@shared_task(name="approvals.apply", time_limit=300)
+@shared_task(name="approvals.apply", time_limit=300, soft_time_limit=270)
 def apply(request_id: int, user_id: int | None) -> str:
     """Apply one approved request for the user whose approval completed the quorum."""
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
@@ -58,7 +58,7 @@ def apply(request_id: int, user_id: int | None) -> str:
     return request.state
 
 
-@shared_task(name="approvals.notify", time_limit=120)
+@shared_task(name="approvals.notify", time_limit=120, soft_time_limit=100)
 def notify(request_id: int, what: str) -> int:
     """E-mail the audience of a request event; a missing request is logged and skipped."""
     request = ChangeRequest.objects.select_related("requester").filter(pk=request_id).first()

@@ -131,10 +131,9 @@ def decide(
     """Decide the license state at `now` (Unix seconds) from verified inputs."""
     now = int(now)
     fallback = manifest.fallback_list if manifest is not None else ()
+    times: tuple[int | None, int | None, int | None] = (None, None, None)
     if license is not None:
         times = (license.expires_at, license.grace_until, license.offline_until)
-    else:
-        times = (None, None, None)
     extra = (
         *times,
         manifest.version if manifest is not None else None,

@@ -96,7 +96,10 @@ class KeyplaneProvider(AbstractProvider):
         self, flag_key: str, default: T, expected: type | tuple[type, ...]
     ) -> FlagResolutionDetails[T]:
         decision = self.client.decision()
-        metadata = {"license_state": decision.state.value, "license_reason": decision.reason}
+        metadata: dict[str, str | int] = {
+            "license_state": decision.state.value,
+            "license_reason": decision.reason,
+        }
         if expected is bool and flag_key in self._known_features(decision):
             allowed = decision.allows(flag_key)
             return FlagResolutionDetails(

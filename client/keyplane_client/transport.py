@@ -63,7 +63,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         super().connect()
         if not self._pins:
             return
-        certificate = self.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+        certificate = self.sock.getpeercert(binary_form=True)
         if certificate is None or spki_sha256(certificate) not in self._pins:
             self.close()
             raise PinMismatchError(

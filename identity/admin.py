@@ -8,7 +8,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
-from identity.enrollment import MAX_LIFETIME_DAYS, enrollment_token_create, enrollment_token_revoke
+from identity.enrollment import (
+    MAX_LIFETIME_DAYS,
+    enrollment_token_create,
+    enrollment_token_revoke,
+    enrollment_token_settings_check,
+)
 from identity.models import EnrollmentToken, FederatedIdentity, RoleMapping
 from portal.admin_sites import tenant_admin_site
 from portal.problems import KeyplaneError
@@ -41,6 +46,20 @@ class EnrollmentTokenCreateForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = EnrollmentToken
         fields: ClassVar = ["label", "grant", "group", "max_uses"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        grant = cleaned.get("grant")
+        if grant is not None and cleaned.get("max_uses") and cleaned.get("expires_in_days"):
+            try:
+                enrollment_token_settings_check(
+                    grant=grant,
+                    max_uses=cleaned["max_uses"],
+                    expires_in_days=cleaned["expires_in_days"],
+                )
+            except KeyplaneError as error:
+                raise forms.ValidationError(error.detail, code=error.code) from error
+        return cleaned
 
 
 @admin.register(EnrollmentToken, site=tenant_admin_site)
@@ -104,18 +123,14 @@ class EnrollmentTokenAdmin(SimpleHistoryAdmin):  # type: ignore[type-arg]
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if change:
             return
-        try:
-            row, token = enrollment_token_create(
-                grant_id=form.cleaned_data["grant"].pk,
-                group_name=form.cleaned_data["group"].name,
-                max_uses=form.cleaned_data["max_uses"],
-                expires_in_days=form.cleaned_data["expires_in_days"],
-                label=form.cleaned_data["label"],
-                acting_user=request.user,
-            )
-        except KeyplaneError as error:
-            messages.error(request, f"{error.detail} {error.remediation}")
-            raise
+        row, token = enrollment_token_create(
+            grant_id=form.cleaned_data["grant"].pk,
+            group_name=form.cleaned_data["group"].name,
+            max_uses=form.cleaned_data["max_uses"],
+            expires_in_days=form.cleaned_data["expires_in_days"],
+            label=form.cleaned_data["label"],
+            acting_user=request.user,
+        )
         obj.pk = row.pk
         messages.warning(
             request,

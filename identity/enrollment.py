@@ -71,6 +71,25 @@ def _actor(acting_user: Any) -> str:
     return getattr(acting_user, "username", "") or ""
 
 
+def enrollment_token_settings_check(
+    *, grant: LicenseGrant, max_uses: int, expires_in_days: int
+) -> None:
+    """Raise EnrollmentTokenInvalid unless a token with these settings may be created."""
+    if grant.status != LicenseGrant.Status.ACTIVE:
+        raise EnrollmentTokenInvalid(
+            f"License grant {grant.pk} is {grant.status}; enrollment needs an active grant."
+        )
+    if not 1 <= max_uses <= grant.seat_count:
+        raise EnrollmentTokenInvalid(
+            f"max_uses {max_uses} must be between 1 and the grant's {grant.seat_count} seats."
+        )
+    if not 1 <= expires_in_days <= MAX_LIFETIME_DAYS:
+        raise EnrollmentTokenInvalid(
+            f"The lifetime of {expires_in_days} days must be between 1 and "
+            f"{MAX_LIFETIME_DAYS} days."
+        )
+
+
 def enrollment_token_create(
     *,
     grant_id: int,
@@ -89,24 +108,12 @@ def enrollment_token_create(
     grant = LicenseGrant.objects.select_related("policy").filter(pk=grant_id).first()
     if grant is None:
         raise EnrollmentTokenInvalid(f"No license grant has the id {grant_id}.")
-    if grant.status != LicenseGrant.Status.ACTIVE:
-        raise EnrollmentTokenInvalid(
-            f"License grant {grant_id} is {grant.status}; enrollment needs an active grant."
-        )
     group = DeviceGroup.objects.filter(name=group_name).first()
     if group is None:
         raise EnrollmentTokenInvalid(
             f"No device group is named {group_name!r}; create it in the admin first."
         )
-    if not 1 <= max_uses <= grant.seat_count:
-        raise EnrollmentTokenInvalid(
-            f"max_uses {max_uses} must be between 1 and the grant's {grant.seat_count} seats."
-        )
-    if not 1 <= expires_in_days <= MAX_LIFETIME_DAYS:
-        raise EnrollmentTokenInvalid(
-            f"The lifetime of {expires_in_days} days must be between 1 and "
-            f"{MAX_LIFETIME_DAYS} days."
-        )
+    enrollment_token_settings_check(grant=grant, max_uses=max_uses, expires_in_days=expires_in_days)
 
     token = enrollment_token_generate()
     row = EnrollmentToken(

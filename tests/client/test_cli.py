@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from keyplane_client.cli import run
@@ -152,3 +153,24 @@ def test_cli_entry_point_runs(server, activated_dir):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["state"] == "valid"
+
+
+def test_example_app_activates_then_runs_offline(server, root_keys_file, tmp_path):
+    example = Path(__file__).resolve().parents[2] / "client" / "examples" / "minimal_app.py"
+    state_dir = tmp_path / "app"
+    base = [
+        sys.executable, str(example), "--tenant", TENANT, "--product", PRODUCT,
+        "--root-keys", str(root_keys_file), "--state-dir", str(state_dir), "--once",
+    ]  # fmt: skip
+    first = subprocess.run(
+        [*base, "--server", server.url, "--license-key", "KP-GOOD-KEY"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "export allowed: True" in first.stdout
+    server.stop()
+    offline = subprocess.run(
+        [*base, "--server", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60
+    )
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    assert "settings from overlay release 1" in offline.stdout

@@ -66,15 +66,15 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _decode_json_object(segment: bytes, what: str) -> dict[str, Any]:
+def _decode_json_object(segment: bytes, part: str) -> dict[str, Any]:
     try:
         value = json.loads(segment.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VerificationError(
-            f"the {what} is not UTF-8 JSON: {exc}", reason="token_malformed"
+            f"the {part} is not UTF-8 JSON: {exc}", reason="token_malformed"
         ) from exc
     if not isinstance(value, dict):
-        raise VerificationError(f"the {what} is not a JSON object", reason="token_malformed")
+        raise VerificationError(f"the {part} is not a JSON object", reason="token_malformed")
     return value
 
 

@@ -64,10 +64,10 @@ def _audience(claims: Mapping[str, Any]) -> tuple[str, ...]:
     raise _missing(claims, "aud")
 
 
-def _check_binding(actual: object, expected: str | None, *, what: str, reason: str) -> None:
+def _check_binding(actual: object, expected: str | None, *, subject: str, reason: str) -> None:
     if expected is not None and actual != expected:
         raise VerificationError(
-            f"the token is for {what} {actual!r}, not {expected!r}", reason=reason
+            f"the token is for {subject} {actual!r}, not {expected!r}", reason=reason
         )
 
 
@@ -121,13 +121,13 @@ def verify_license(
         raise VerificationError(
             f"the token is for product {audience!r}, not {product!r}", reason="audience_mismatch"
         )
-    _check_binding(claims["tid"], keyring.tenant, what="tenant", reason="tenant_mismatch")
-    _check_binding(claims["did"], device_id, what="device", reason="device_mismatch")
+    _check_binding(claims["tid"], keyring.tenant, subject="tenant", reason="tenant_mismatch")
+    _check_binding(claims["did"], device_id, subject="device", reason="device_mismatch")
     confirmation = claims["cnf"]
     jkt = confirmation.get("jkt") if isinstance(confirmation, dict) else None
     if not isinstance(jkt, str) or not jkt:
         raise _missing(claims, "cnf.jkt")
-    _check_binding(jkt, key_thumbprint, what="device key", reason="device_mismatch")
+    _check_binding(jkt, key_thumbprint, subject="device key", reason="device_mismatch")
 
     issued_at = _time(claims, "iat")
     not_before = _time(claims, "nbf")
@@ -237,7 +237,7 @@ def verify_manifest(compact: str | bytes, keyring: Keyring, *, product: str) -> 
         raise VerificationError(
             f"the manifest is for product {audience!r}, not {product!r}", reason="audience_mismatch"
         )
-    _check_binding(claims.get("tid"), keyring.tenant, what="tenant", reason="tenant_mismatch")
+    _check_binding(claims.get("tid"), keyring.tenant, subject="tenant", reason="tenant_mismatch")
     version = claims.get("mver", claims.get("ver"))
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise _missing(claims, "mver")
@@ -317,7 +317,7 @@ def verify_overlay(
         raise VerificationError(
             f"the overlay is for product {audience!r}, not {product!r}", reason="audience_mismatch"
         )
-    _check_binding(claims.get("tid"), keyring.tenant, what="tenant", reason="tenant_mismatch")
+    _check_binding(claims.get("tid"), keyring.tenant, subject="tenant", reason="tenant_mismatch")
     release = _first_claim(claims, ("rel", "release"))
     if isinstance(release, bool) or not isinstance(release, int):
         raise _missing(claims, "rel")

@@ -24,7 +24,7 @@ def clean_venv(tmp_path_factory):
     )
     venv.create(root / "venv", with_pip=True)
     python = root / "venv" / "bin" / "python"
-    # pip may reach PyPI for cryptography and setuptools; the pip cache usually answers.
+    # pip may reach PyPI for cryptography and setuptools; the pip cache usually serves them.
     result = subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
         capture_output=True,

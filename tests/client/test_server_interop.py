@@ -178,6 +178,6 @@ def test_interop_overlay_checkin_and_apply_report(
     assert client.overlay is not None
     assert client.overlay.values["ui"]["theme"] == "dark"
     assert client.overlay.release == client.manifest.overlay.release
-    assert client.fetch_overlay() is None  # unchanged: answered 304 to the stored ETag
+    assert client.fetch_overlay() is None  # unchanged: the server returned 304 for the stored ETag
     assert client.report_overlay_result(client.overlay.release, ok=True) is True
     assert client.checkin() is True

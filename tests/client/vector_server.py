@@ -36,7 +36,7 @@ class VectorServer:
         self.clock = clock or (lambda: keys.now)
         self.manifest_version = 3
         self.revoked: dict[str, list[str]] = {"grants": [], "devices": [], "tokens": []}
-        self.refresh_status: int | None = None  # answer refresh with this status when set
+        self.refresh_status: int | None = None  # respond to refresh with this status when set
         self.checkin_status = 404
         self.overlay_config: dict[str, Any] | None = {"theme": "dark"}
         self.overlay_release = 1

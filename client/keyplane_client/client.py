@@ -364,6 +364,9 @@ class Client:
             )
         with self._lock:
             manifest = self._accept_manifest(compact)
+            if "etag" in response.headers:
+                etags["manifest"] = response.headers["etag"]
+                self.cache.save_etags(etags)
             if self.manifest is not None and manifest.version == self.manifest.version:
                 return None
             self.cache.save_keyring(self.keyring)
@@ -371,9 +374,6 @@ class Client:
             self.manifest = manifest
             self.state = state_after_manifest(self.state, manifest=manifest)
             self._save_state()
-            if "etag" in response.headers:
-                etags["manifest"] = response.headers["etag"]
-                self.cache.save_etags(etags)
         self.decision()
         return manifest
 

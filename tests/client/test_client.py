@@ -318,3 +318,29 @@ def test_device_key_garbage_rejected(tmp_path):
     with pytest.raises(StoreError) as caught:
         FileKeyStore(path).load()
     assert caught.value.reason == "device_key_invalid"
+
+
+def test_refresher_moves_to_grace_then_expired_on_time(server, keys, clock, tmp_path):
+    start = int(clock.now)
+    server.license_claims = {
+        "exp": start + 1800,
+        "term_end": start + 3600,
+        "grace_until": start + 7200,
+        "offline_until": start + 10 * DAY,
+    }
+    client = new_client(server, keys, clock, tmp_path / "state")
+    client.activate("KP-GOOD-KEY")
+    server.refresh_status = 503  # every refresh fails from now on
+    changes = []
+    client.on_decision_change(lambda decision, _: changes.append((clock.now, decision.state)))
+
+    for _ in range(200):
+        wait = client.run_once()
+        if clock.now > start + 8000:
+            break
+        clock.now += wait
+
+    assert [state for _, state in changes] == [DecisionState.GRACE, DecisionState.EXPIRED]
+    assert changes[0][0] == start + 3600
+    assert changes[1][0] == start + 7200
+    assert client.state.refresh_failures > 0

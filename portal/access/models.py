@@ -31,6 +31,9 @@ SCOPES = {
     "manifests:read": "Read manifest history",
     "overlays:read": "Read overlays and releases",
     "overlays:write": "Change overlays and publish releases",
+    "approvals:read": "Read change requests and the renewal what-if",
+    "approvals:write": "Raise, edit and withdraw change requests",
+    "approvals:decide": "Approve, reject and apply change requests",
 }
 
 

@@ -53,3 +53,20 @@ def test_license_key_stored_only_as_hash(in_alpha, product) -> None:  # type: ig
     grant, license_key = grant_create(policy_id=policy.pk, seat_count=1, acting_user=None)
     row = LicenseGrant.objects.filter(pk=grant.pk).values().get()
     assert all(license_key not in str(value) for value in row.values())
+
+
+def test_every_error_code_documented() -> None:
+    from pathlib import Path
+
+    import licensing.exceptions
+    import portal.problems
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    codes = {
+        value.code
+        for module in (licensing.exceptions, portal.problems)
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, portal.problems.KeyplaneError)
+    }
+    missing = sorted(code for code in codes if f"`{code}`" not in text)
+    assert missing == []

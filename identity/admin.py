@@ -20,14 +20,14 @@ from portal.problems import KeyplaneError
 
 
 @admin.register(RoleMapping, site=tenant_admin_site)
-class RoleMappingAdmin(SimpleHistoryAdmin):  # type: ignore[type-arg]
+class RoleMappingAdmin(SimpleHistoryAdmin):
     list_display = ("idp_group", "role", "created_at")
     list_filter = ("role",)
     search_fields = ("idp_group",)
 
 
 @admin.register(FederatedIdentity, site=tenant_admin_site)
-class FederatedIdentityAdmin(SimpleHistoryAdmin):  # type: ignore[type-arg]
+class FederatedIdentityAdmin(SimpleHistoryAdmin):
     list_display = ("user", "issuer", "last_signin_at")
     list_select_related = ("user",)
     search_fields = ("user__username", "subject")
@@ -63,7 +63,7 @@ class EnrollmentTokenCreateForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(EnrollmentToken, site=tenant_admin_site)
-class EnrollmentTokenAdmin(SimpleHistoryAdmin):  # type: ignore[type-arg]
+class EnrollmentTokenAdmin(SimpleHistoryAdmin):
     list_display = (
         "label",
         "token_hint",

@@ -11,7 +11,7 @@ from identity.platform.selectors import local_password_signin_allowed
 
 
 def _password_signin_allowed_here() -> bool:
-    if connection.schema_name == get_public_schema_name():
+    if connection.schema_name == get_public_schema_name():  # type: ignore[attr-defined]  # set by django-tenants
         return True
     return local_password_signin_allowed(getattr(connection, "tenant", None))
 
@@ -48,5 +48,11 @@ class OidcSignInBackend(ModelBackend):
     provider's ID token.
     """
 
-    def authenticate(self, request: HttpRequest | None, **kwargs: Any) -> Any:
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         return None

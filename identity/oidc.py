@@ -185,14 +185,16 @@ def id_token_validate(
     nonce: str,
     access_token: str | None = None,
     jwks: dict[str, Any] | None = None,
+    audience: str | None = None,
 ) -> dict[str, Any]:
     """Verify an ID token for this tenant and return its claims.
 
     1. Verify the JWS signature with the provider's keys (fetched again once
        when the token names an unknown `kid`, for a key rotation).
     2. Reject a token whose `iss` is not the configured issuer.
-    3. Check `aud` contains the client id, `azp`, `exp`, `iat`, the `nonce`
-       of this sign-in and `at_hash` against the access token.
+    3. Check `aud` contains `audience` (the admin client id by default),
+       `azp`, `exp`, `iat`, the `nonce` (skipped when empty) and `at_hash`
+       against the access token.
 
     Raises OidcIssuerMismatch for step 2 and OidcIdTokenInvalid otherwise.
     """
@@ -217,12 +219,13 @@ def id_token_validate(
             f"The ID token was issued by {claims.get('iss')!r}, "
             f"but this tenant trusts {config.issuer!r} only."
         )
-    params: dict[str, Any] = {"nonce": nonce, "client_id": config.client_id}
+    client_id = audience or config.client_id
+    params: dict[str, Any] = {"nonce": nonce, "client_id": client_id}
     if access_token:
         params["access_token"] = access_token
     options = {
         "iss": {"essential": True, "value": config.issuer},
-        "aud": {"essential": True, "value": config.client_id},
+        "aud": {"essential": True, "value": client_id},
     }
     checked = CodeIDToken(claims, token.header, options, params)
     try:

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -46,7 +46,7 @@ def roles_for_groups(groups: list[str]) -> set[str]:
     return {role for role in mapped if role in ROLES}
 
 
-def _roles_apply(user: AbstractUser, roles: set[str]) -> None:
+def _roles_apply(user: User, roles: set[str]) -> None:
     """Set the user's role groups to exactly `roles`; other groups stay as they are."""
     current = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
     removed = current - roles
@@ -60,15 +60,8 @@ def _roles_apply(user: AbstractUser, roles: set[str]) -> None:
         user.groups.add(*Group.objects.filter(name__in=added))
 
 
-def federated_user_signin(*, config: TenantOidcConfig, claims: dict[str, Any]) -> AbstractUser:
-    """Find or create the user of validated ID token `claims` and apply the mapped roles.
-
-    1. Check the e-mail domain against the tenant's allowed domains.
-    2. Lock the user linked to (`iss`, `sub`), or create the user and the link.
-    3. Replace the user's role groups with those the provider groups map to;
-       `is_staff` follows whether any role remains.
-    4. Refuse a deactivated user or one without any role; step 3 is saved even then.
-    """
+def _allowed_email(config: TenantOidcConfig, claims: dict[str, Any]) -> str:
+    """Return the claims' e-mail, lower-cased, if verified and in an allowed domain."""
     email = str(claims.get("email") or "").strip().lower()
     if claims.get("email_verified") is False:
         raise OidcEmailDomainNotAllowed(
@@ -80,30 +73,54 @@ def federated_user_signin(*, config: TenantOidcConfig, claims: dict[str, Any]) -
         raise OidcEmailDomainNotAllowed(
             f"The e-mail domain {domain!r} is not allowed for tenant {config.tenant.slug!r}."
         )
+    return email
 
+
+def _link_lock_or_create(
+    config: TenantOidcConfig, claims: dict[str, Any], email: str
+) -> FederatedIdentity:
+    """Lock the link of (`iss`, `sub`), or create a user without roles and its link.
+
+    Runs inside the caller's transaction.
+    """
+    link = (
+        FederatedIdentity.objects.select_for_update()
+        .select_related("user")
+        .filter(issuer=config.issuer, subject=str(claims["sub"]))
+        .first()
+    )
+    if link is not None:
+        return link
+    user_model = get_user_model()
+    if user_model.objects.filter(username=email).exists():
+        raise OidcUsernameTaken(
+            f"A local user named {email!r} already exists in this tenant, so the "
+            "provider account cannot be linked to it automatically."
+        )
+    user = user_model.objects.create_user(username=email, email=email)
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    link = FederatedIdentity.objects.create(
+        user=user, issuer=config.issuer, subject=str(claims["sub"])
+    )
+    logger.info("identity.user_provisioned user=%s", user.pk)
+    return link
+
+
+def federated_user_signin(*, config: TenantOidcConfig, claims: dict[str, Any]) -> User:
+    """Find or create the user of validated ID token `claims` and apply the mapped roles.
+
+    1. Check the e-mail domain against the tenant's allowed domains.
+    2. Lock the user linked to (`iss`, `sub`), or create the user and the link.
+    3. Replace the user's role groups with those the provider groups map to;
+       `is_staff` follows whether any role remains.
+    4. Refuse a deactivated user or one without any role; step 3 is saved even then.
+    """
+    email = _allowed_email(config, claims)
     groups = groups_from_claims(claims, config.groups_claim)
     roles = roles_for_groups(groups)
-    user_model = get_user_model()
     with transaction.atomic():
-        link = (
-            FederatedIdentity.objects.select_for_update()
-            .select_related("user")
-            .filter(issuer=config.issuer, subject=str(claims["sub"]))
-            .first()
-        )
-        if link is None:
-            if user_model.objects.filter(username=email).exists():
-                raise OidcUsernameTaken(
-                    f"A local user named {email!r} already exists in this tenant, so the "
-                    "provider account cannot be linked to it automatically."
-                )
-            user = user_model.objects.create_user(username=email, email=email)
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
-            link = FederatedIdentity.objects.create(
-                user=user, issuer=config.issuer, subject=str(claims["sub"])
-            )
-            logger.info("identity.user_provisioned user=%s", user.pk)
+        link = _link_lock_or_create(config, claims, email)
         user = link.user
 
         _roles_apply(user, roles)
@@ -123,4 +140,18 @@ def federated_user_signin(*, config: TenantOidcConfig, claims: dict[str, Any]) -
             f"None of the provider groups {groups!r} maps to a role in tenant "
             f"{config.tenant.slug!r}.",
         )
+    return user
+
+
+def federated_user_for_device(*, config: TenantOidcConfig, claims: dict[str, Any]) -> User:
+    """Find or create the user of validated ID token `claims`, to bind to a device.
+
+    Unlike an admin sign-in, this neither needs nor changes roles: the user of
+    a desktop device may have no admin role at all.
+    """
+    email = _allowed_email(config, claims)
+    with transaction.atomic():
+        user = _link_lock_or_create(config, claims, email).user
+    if not user.is_active:
+        raise OidcUserInactive(f"User {user.pk} is deactivated in this tenant.")
     return user

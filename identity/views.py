@@ -42,7 +42,8 @@ BACKEND = "identity.backends.OidcSignInBackend"
 
 
 def _state_signer() -> signing.Signer:
-    return signing.Signer(salt=f"keyplane.identity.oidc.state.{connection.schema_name}")
+    schema = connection.schema_name  # type: ignore[attr-defined]  # set by django-tenants
+    return signing.Signer(salt=f"keyplane.identity.oidc.state.{schema}")
 
 
 def _redirect_uri(request: HttpRequest) -> str:

@@ -52,7 +52,9 @@ def _provenance_table(view: dict[str, Any]) -> str:
     )
 
 
-def _report(request: HttpRequest, modeladmin: admin.ModelAdmin, error: KeyplaneError) -> None:
+def _report(
+    request: HttpRequest, modeladmin: "admin.ModelAdmin[Any]", error: KeyplaneError
+) -> None:
     details = error.extra.get("errors") or []
     lines = "; ".join(
         f"{d.get('path') or '/'} ({d.get('layer')}, {d.get('rule')}): {d.get('message')}"
@@ -61,7 +63,7 @@ def _report(request: HttpRequest, modeladmin: admin.ModelAdmin, error: KeyplaneE
     modeladmin.message_user(request, f"{error.detail} {lines}".strip(), level=messages.ERROR)
 
 
-class PatchForm(forms.ModelForm):
+class PatchForm(forms.ModelForm):  # type: ignore[type-arg]  # generic only in the stubs
     """Edits a merge patch as JSON text; the service checks it when saved."""
 
     def clean_patch(self) -> Any:
@@ -75,7 +77,7 @@ class PatchForm(forms.ModelForm):
 
 
 @admin.register(TenantOverlay, site=tenant_admin_site)
-class TenantOverlayAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_history is untyped
+class TenantOverlayAdmin(SimpleHistoryAdmin):
     form = PatchForm
     list_display = ("product_code", "current_release", "updated_at")
     readonly_fields = ("effective_configuration", "updated_at")
@@ -124,7 +126,7 @@ class TenantOverlayAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_hi
 
 
 @admin.register(GroupOverlay, site=tenant_admin_site)
-class GroupOverlayAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_history is untyped
+class GroupOverlayAdmin(SimpleHistoryAdmin):
     form = PatchForm
     list_display = ("product_code", "group", "position", "updated_at")
     list_select_related = ("group",)
@@ -154,7 +156,7 @@ class GroupOverlayAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_his
             _report(request, self, error)
 
 
-class RolloutInline(admin.StackedInline):
+class RolloutInline(admin.StackedInline):  # type: ignore[type-arg]  # generic only in the stubs
     model = Rollout
     can_delete = False
     extra = 0
@@ -165,7 +167,7 @@ class RolloutInline(admin.StackedInline):
 
 
 @admin.register(Release, site=tenant_admin_site)
-class ReleaseAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_history is untyped
+class ReleaseAdmin(SimpleHistoryAdmin):
     list_display = (
         "product_code",
         "number",
@@ -260,12 +262,12 @@ class ReleaseAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_history 
 
 
 @admin.register(MaintenanceWindow, site=tenant_admin_site)
-class MaintenanceWindowAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_history is untyped
+class MaintenanceWindowAdmin(SimpleHistoryAdmin):
     list_display = ("__str__", "start_time", "end_time")
 
 
 @admin.register(OverlaySettings, site=tenant_admin_site)
-class OverlaySettingsAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_history is untyped
+class OverlaySettingsAdmin(SimpleHistoryAdmin):
     list_display = ("failure_threshold_percent", "failure_min_reports")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -273,7 +275,7 @@ class OverlaySettingsAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_
 
 
 @admin.register(OverlayFinding, site=tenant_admin_site)
-class OverlayFindingAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_history is untyped
+class OverlayFindingAdmin(SimpleHistoryAdmin):
     list_display = ("created_at", "product_code", "kind", "summary", "resolved_at")
     list_filter = ("kind", "product_code")
     readonly_fields = ("product_code", "release", "kind", "summary", "data", "created_at")

@@ -33,7 +33,11 @@ def tenant_facts(product_code: str) -> TenantFacts:
         for region in allowed or []
     }
     if not regions:
-        tenant = Tenant.objects.filter(schema_name=connection.schema_name).only("region").first()
+        tenant = (
+            Tenant.objects.filter(schema_name=getattr(connection, "schema_name", ""))
+            .only("region")
+            .first()
+        )
         if tenant is not None and tenant.region:
             regions = {tenant.region}
     return TenantFacts(
@@ -206,13 +210,16 @@ def release_preview(product_code: str, proposed: LayerSet) -> dict[str, Any]:
     current = head_current(product_code)
     before = Resolver(LayerSet.from_content(current.content)) if current else None
     after = Resolver(proposed)
-    counts = Counter(
+    counts: Counter[int | None] = Counter(
         Device.objects.filter(status=Device.Status.ACTIVE).values_list("group_id", flat=True)
     )
     group_ids: set[int | None] = {None, *counts, *(g.group_id for g in proposed.groups)}
     if before is not None:
         group_ids |= {g.group_id for g in before.layer_set.groups}
-    names = dict(DeviceGroup.objects.filter(pk__in=group_ids - {None}).values_list("pk", "name"))
+    known = [g for g in group_ids if g is not None]
+    names: dict[int | None, str] = dict(
+        DeviceGroup.objects.filter(pk__in=known).values_list("pk", "name")
+    )
 
     targets = []
     for group_id in sorted(group_ids, key=lambda g: (g is not None, names.get(g, ""))):

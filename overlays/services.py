@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 OVERLAY_TYP = "kp-overlay+jwt"
 IMMEDIATE = [{"percent": 100}]
-_DECISION_REASONS = {
+_DECISION_REASONS: dict[str, str] = {
     Release.Kind.PUBLISH: "overlay_changed",
     Release.Kind.ROLLBACK: "rollback_requested",
     Release.Kind.AUTO_ROLLBACK: "apply_failure_threshold",
@@ -403,7 +403,7 @@ def rollout_promote(
             event="overlay.rollout_promoted",
             outcome="done",
             actor=_actor(acting_user),
-            subject=f"{product_code}@{head.current.number}",
+            subject=f"{product_code}@{rollout.release.number}",
             data={"step": rollout.step_index, "steps": rollout.steps},
         )
     logger.info(

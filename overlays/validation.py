@@ -34,8 +34,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator, ValidationError, validators
-from jsonschema.exceptions import SchemaError
+from jsonschema import (  # type: ignore[import-untyped]  # no stubs in the venv
+    Draft202012Validator,
+    ValidationError,
+    validators,
+)
+from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
 
 from overlays.exceptions import OverlaySchemaInvalid
 from overlays.merge import JSONValue, Layer, Resolution, pointer_from_path, pointer_join

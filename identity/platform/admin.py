@@ -43,6 +43,7 @@ class TenantOidcConfigForm(forms.ModelForm):  # type: ignore[type-arg]
             "scopes",
             "groups_claim",
             "allowed_email_domains",
+            "device_client_ids",
             "local_password_signin",
         ]
 
@@ -67,7 +68,7 @@ class TenantOidcConfigForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(TenantOidcConfig)
-class TenantOidcConfigAdmin(SimpleHistoryAdmin):  # type: ignore[type-arg]
+class TenantOidcConfigAdmin(SimpleHistoryAdmin):
     form = TenantOidcConfigForm
     list_display = ("tenant", "enabled", "issuer", "client_id", "local_password_signin")
     list_select_related = ("tenant",)

@@ -54,6 +54,14 @@ class TenantOidcConfig(models.Model):
         blank=True,
         help_text="E-mail domains whose users may sign in, such as example.com.",
     )
+    device_client_ids = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Client ids of the desktop application at the provider. An ID token issued to "
+            "one of them binds its user to the device that activates with it."
+        ),
+    )
     local_password_signin = models.BooleanField(
         default=True,
         help_text="Allow tenant admins to sign in with a password as well as through the provider.",
@@ -82,6 +90,11 @@ class TenantOidcConfig(models.Model):
                 "Name at least one e-mail domain, so that only the tenant's own accounts "
                 "at the provider can sign in."
             )
+        client_ids = self.device_client_ids
+        if not isinstance(client_ids, list) or not all(
+            isinstance(c, str) and c for c in client_ids
+        ):
+            errors["device_client_ids"] = "Give a list of client ids such as keyplane-desktop."
         parsed = urlsplit(self.issuer)
         if parsed.scheme != "https" and parsed.hostname not in _LOOPBACK_HOSTS:
             errors["issuer"] = (

@@ -49,7 +49,7 @@ class PromoteSerializer(StrictSerializer):
     ignore_window = serializers.BooleanField(required=False, default=False)
 
 
-class ReleaseSerializer(serializers.Serializer):
+class ReleaseSerializer(serializers.Serializer[Any]):
     number = serializers.IntegerField()
     sha256 = serializers.CharField()
     kind = serializers.CharField()
@@ -86,6 +86,6 @@ class ApplyReportSerializer(StrictSerializer):
     code = StrictCharField(max_length=64, required=False, allow_blank=True, default="")
 
 
-class OverlayResponseSerializer(serializers.Serializer):
+class OverlayResponseSerializer(serializers.Serializer[Any]):
     release = serializers.IntegerField()
     overlay = serializers.CharField(help_text="The kp-overlay+jwt of this device's configuration.")

@@ -4,11 +4,9 @@ from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from licensing.api.client_views import DPOP_HEADER, ERRORS, ClientAPIView, _etag_matches
@@ -29,6 +27,7 @@ from overlays.services import (
     release_rollback,
     rollout_promote,
 )
+from portal.access.authentication import BearerTokenAuthentication, HasScope
 from portal.problems import NotFound
 
 
@@ -118,24 +117,27 @@ class ClientApplyReportView(ClientAPIView):
 
 
 class OverlayPermission(BasePermission):
-    """Reads need `overlays.view_release`; writes need `overlays.add_release`."""
+    """Reads need the user's `overlays.view_release`; writes need `overlays.add_release`.
+
+    Checked on top of the token's scope, so a token never does more than its user may.
+    """
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
         if user is None or not user.is_authenticated:
             return False
-        needed = (
-            "overlays.view_release" if request.method in ("GET", "HEAD") else "overlays.add_release"
-        )
-        return bool(user.has_perm(needed))
+        read = request.method in ("GET", "HEAD")
+        return bool(user.has_perm("overlays.view_release" if read else "overlays.add_release"))
 
 
 class OverlayAdminView(APIView):
-    authentication_classes: ClassVar = [
-        *api_settings.DEFAULT_AUTHENTICATION_CLASSES,
-        SessionAuthentication,
-    ]
-    permission_classes: ClassVar = [OverlayPermission]
+    authentication_classes: ClassVar = [BearerTokenAuthentication]  # type: ignore[misc]
+    permission_classes: ClassVar = [HasScope, OverlayPermission]  # type: ignore[misc]
+    required_scopes: ClassVar[dict[str, str]] = {
+        "GET": "overlays:read",
+        "PUT": "overlays:write",
+        "POST": "overlays:write",
+    }
 
 
 class DraftView(OverlayAdminView):

@@ -9,7 +9,7 @@ from overlays.catalog.models import GlobalDefaults, OverlaySchema
 
 
 @admin.register(OverlaySchema)
-class OverlaySchemaAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_history is untyped
+class OverlaySchemaAdmin(SimpleHistoryAdmin):
     list_display = ("product", "version", "created_at")
     list_filter = ("product",)
     list_select_related = ("product",)
@@ -21,6 +21,6 @@ class OverlaySchemaAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_hi
 
 
 @admin.register(GlobalDefaults)
-class GlobalDefaultsAdmin(SimpleHistoryAdmin):  # type: ignore[misc]  # simple_history is untyped
+class GlobalDefaultsAdmin(SimpleHistoryAdmin):
     list_display = ("product", "updated_at")
     list_select_related = ("product",)

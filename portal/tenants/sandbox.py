@@ -38,6 +38,10 @@ class SandboxSnapshot:
     overlay_settings: dict[str, Any] | None
 
 
+def _rows(queryset: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in queryset]
+
+
 def _snapshot(source: Tenant) -> SandboxSnapshot:
     from licensing.models import DeviceGroup, LicenseGrant, Policy
     from overlays.models import GroupOverlay, MaintenanceWindow, OverlaySettings, TenantOverlay
@@ -50,19 +54,19 @@ def _snapshot(source: Tenant) -> SandboxSnapshot:
             "failure_threshold_percent", "failure_min_reports"
         ).first()
         return SandboxSnapshot(
-            policies=list(Policy.objects.order_by("id").values("id", *policy_fields)),
-            grants=list(
+            policies=_rows(Policy.objects.order_by("id").values("id", *policy_fields)),
+            grants=_rows(
                 LicenseGrant.objects.order_by("id").values(
                     "policy_id", "seat_count", "term_start", "term_end", "status"
                 )
             ),
-            groups=list(DeviceGroup.objects.values("name", "description")),
-            tenant_overlays=list(TenantOverlay.objects.values("product_code", "patch")),
-            group_overlays=list(
+            groups=_rows(DeviceGroup.objects.values("name", "description")),
+            tenant_overlays=_rows(TenantOverlay.objects.values("product_code", "patch")),
+            group_overlays=_rows(
                 GroupOverlay.objects.values("product_code", "group__name", "position", "patch")
             ),
-            windows=list(MaintenanceWindow.objects.values("weekdays", "start_time", "end_time")),
-            overlay_settings=settings_row,
+            windows=_rows(MaintenanceWindow.objects.values("weekdays", "start_time", "end_time")),
+            overlay_settings=dict(settings_row) if settings_row else None,
         )
 
 

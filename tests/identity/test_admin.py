@@ -1,4 +1,4 @@
-"""Admin pages of identity: enrollment tokens in the tenant admin, provider settings on the platform."""
+"""Admin pages: enrollment tokens in the tenant admin, provider settings in the platform admin."""
 
 import re
 import uuid

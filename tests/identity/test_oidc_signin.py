@@ -59,13 +59,20 @@ def provider_clients(oidc_provider: Provider, live_site: str) -> Provider:
 
 @pytest.fixture
 def federation(provider_clients: Provider, committed_db: None) -> Iterator[Provider]:
-    """Both tenants configured for the provider, with alpha's group mappings."""
+    """Both tenants configured for the provider, with alpha's group mappings.
+
+    The rows are committed for the server processes and removed afterwards,
+    so tests in other modules start without a provider configured.
+    """
     _configure("alpha", issuer=provider_clients.issuer, domains=["alpha.example"])
     _configure("beta", issuer=provider_clients.issuer, domains=["beta.example"])
     with schema_context(Tenant.objects.get(slug="alpha").schema_name):
         RoleMapping.objects.get_or_create(idp_group=GROUP_IT, role=IT_ADMIN)
         RoleMapping.objects.get_or_create(idp_group=GROUP_AUDIT, role=AUDITOR)
-    return provider_clients
+    yield provider_clients
+    TenantOidcConfig.objects.filter(tenant__slug__in=CLIENT_SECRETS).delete()
+    with schema_context(Tenant.objects.get(slug="alpha").schema_name):
+        RoleMapping.objects.filter(idp_group__in=[GROUP_IT, GROUP_AUDIT]).delete()
 
 
 def _in(slug: str) -> Any:

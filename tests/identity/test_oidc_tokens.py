@@ -115,6 +115,7 @@ def _config_with(config: TenantOidcConfig, **changes: Any) -> TenantOidcConfig:
         issuer=config.issuer,
         client_id=config.client_id,
         allowed_email_domains=config.allowed_email_domains,
+        client_secret_envelope=config.client_secret_envelope,
     )
     for name, value in changes.items():
         setattr(copy, name, value)
@@ -193,3 +194,61 @@ def test_id_token_hmac_with_client_secret_rejected(real_token: RealToken) -> Non
 def test_id_token_other_access_token_rejected(real_token: RealToken) -> None:
     with pytest.raises(OidcIdTokenInvalid):
         _validate(real_token, access_token="another-access-token")
+
+
+def _save_device_config(real: RealToken, device_client_ids: list[str]) -> None:
+    from django.db import connection
+
+    from identity.platform.services import oidc_config_save
+
+    config = TenantOidcConfig.objects.filter(tenant=real.config.tenant).first()
+    if config is None:
+        config = TenantOidcConfig(tenant=real.config.tenant)
+    for name in ("issuer", "client_id", "allowed_email_domains"):
+        setattr(config, name, getattr(real.config, name))
+    config.enabled = True
+    config.device_client_ids = device_client_ids
+    oidc_config_save(config=config, client_secret=CLIENT_SECRET, acting_user=None)
+    connection.set_tenant(config.tenant)
+
+
+def test_device_user_bound_from_id_token(real_token: RealToken, db: None) -> None:
+    from identity.device_users import device_user_from_id_token
+    from identity.models import FederatedIdentity
+
+    _save_device_config(real_token, [CLIENT_ID])
+    user = device_user_from_id_token(id_token=real_token.token["id_token"])
+    assert user.email == real_token.email
+    assert not user.is_staff
+    assert FederatedIdentity.objects.get(user=user).issuer == real_token.config.issuer
+    again = device_user_from_id_token(id_token=real_token.token["id_token"])
+    assert again.pk == user.pk
+
+
+def test_device_user_other_audience_rejected(real_token: RealToken, db: None) -> None:
+    from identity.device_users import device_user_from_id_token
+
+    _save_device_config(real_token, ["keyplane-desktop"])
+    with pytest.raises(OidcIdTokenInvalid):
+        device_user_from_id_token(id_token=real_token.token["id_token"])
+
+
+def test_device_user_stale_token_rejected(
+    real_token: RealToken, db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from identity import device_users
+
+    _save_device_config(real_token, [CLIENT_ID])
+    monkeypatch.setattr(device_users, "MAX_ID_TOKEN_AGE_SECONDS", -1)
+    with pytest.raises(OidcIdTokenInvalid) as caught:
+        device_users.device_user_from_id_token(id_token=real_token.token["id_token"])
+    assert "issued" in caught.value.detail
+
+
+def test_device_user_without_desktop_client_rejected(real_token: RealToken, db: None) -> None:
+    from identity.device_users import device_user_from_id_token
+    from identity.exceptions import OidcNotConfigured
+
+    _save_device_config(real_token, [])
+    with pytest.raises(OidcNotConfigured):
+        device_user_from_id_token(id_token=real_token.token["id_token"])

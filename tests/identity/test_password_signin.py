@@ -46,15 +46,23 @@ def _last_password_decision(tenant: Any) -> DecisionLogEntry:
         return entry
 
 
-def _password_signin_off(tenant: Any) -> None:
-    config = TenantOidcConfig(
-        tenant=tenant,
-        issuer="https://idp.alpha.example",
-        client_id="keyplane",
-        allowed_email_domains=["alpha.example"],
-        local_password_signin=False,
+def _config_for(tenant: Any, **fields: Any) -> None:
+    """Save the tenant's sign-in settings (rolled back with the test's transaction)."""
+    config = TenantOidcConfig.objects.filter(tenant=tenant).first() or TenantOidcConfig(
+        tenant=tenant
     )
+    config.enabled = True
+    config.issuer = "https://idp.alpha.example"
+    config.client_id = "keyplane"
+    config.allowed_email_domains = ["alpha.example"]
+    config.local_password_signin = True
+    for name, value in fields.items():
+        setattr(config, name, value)
     oidc_config_save(config=config, client_secret="s3cret-value", acting_user=None)
+
+
+def _password_signin_off(tenant: Any) -> None:
+    _config_for(tenant, local_password_signin=False)
 
 
 def test_password_signin_granted_recorded(tenant_alpha: Any) -> None:
@@ -159,14 +167,7 @@ def test_login_page_without_sso_has_no_link(tenant_beta: Any) -> None:
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_login_page_sso_link_follows_enabled(tenant_alpha: Any, enabled: bool) -> None:
-    config = TenantOidcConfig(
-        tenant=tenant_alpha,
-        enabled=enabled,
-        issuer="https://idp.alpha.example",
-        client_id="keyplane",
-        allowed_email_domains=["alpha.example"],
-    )
-    oidc_config_save(config=config, client_secret=None, acting_user=None)
+    _config_for(tenant_alpha, enabled=enabled)
     response = Client().get("/t/alpha/admin/login/?next=/t/alpha/admin/licensing/")
     connection.set_schema_to_public()
     page = response.content.decode()

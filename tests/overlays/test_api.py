@@ -1,4 +1,3 @@
-
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
@@ -9,6 +8,7 @@ from licensing.models import DeviceGroup
 from licensing.signing import tenant_public_keys
 from overlays.models import ApplyReport, Release
 from overlays.services import OVERLAY_TYP, release_publish
+from portal.access.services import api_token_issue
 from tests.licensing.conftest import ClientApi, DeviceKey
 from tests.overlays.conftest import grant_entitlements
 
@@ -36,11 +36,18 @@ def activated(client_api, product):
     return key
 
 
+def _token_client(scopes):
+    _, secret = api_token_issue(
+        name="overlay tests", user=User.objects.get(username="alpha-admin"), scopes=scopes
+    )
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return api
+
+
 @pytest.fixture
 def admin_api(in_alpha):
-    api = APIClient()
-    api.force_authenticate(User.objects.get(username="alpha-admin"))
-    return api
+    return _token_client(["overlays:read", "overlays:write"])
 
 
 def _admin_url(product, endpoint):
@@ -244,8 +251,34 @@ def test_admin_rollback_and_promote(admin_api, in_alpha, product):
     assert rolled.json()["restores_number"] == 1
 
 
-def test_admin_api_requires_authentication(in_alpha, product):
+def test_admin_api_requires_token(in_alpha, product):
     response = APIClient().get(_admin_url(product, "releases"))
     _restore(in_alpha)
 
-    assert response.status_code in (401, 403)
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+def test_admin_publish_needs_write_scope(in_alpha, product):
+    read_only = _token_client(["overlays:read"])
+
+    response = read_only.post(
+        _admin_url(product, "releases"), {"base_release": None, "tenant": {}}, format="json"
+    )
+    _restore(in_alpha)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert not Release.objects.exists()
+
+
+def test_admin_api_other_tenant_token_rejected(in_beta, product):
+    from django_tenants.utils import schema_context
+
+    with schema_context("alpha"):
+        alpha_client = _token_client(["overlays:read"])
+
+    response = alpha_client.get(f"/t/beta/api/v1/admin/overlays/{product.code}/releases")
+    connection.set_tenant(in_beta)
+
+    assert response.status_code == 401

@@ -373,3 +373,37 @@ def test_region_constraint_from_policy(in_alpha, product):
         _publish(product, None, {"telemetry": "full"})
 
     assert caught.value.issues[0]["rule"] == "x-region-values"
+
+
+def test_rollouts_advance_promotes_due_rollout(in_alpha, product):
+    from datetime import timedelta
+
+    from overlays.models import Rollout
+    from overlays.services import rollouts_advance
+
+    _publish(product, None, {"ui": {"theme": "dark"}})
+    release = _publish(
+        product,
+        1,
+        {"ui": {"theme": "light"}},
+        steps=[{"percent": 10}, {"percent": 50}, {"percent": 100}],
+        promote_every_minutes=30,
+    ).release
+    started = Rollout.objects.get(release=release).step_started_at
+
+    early = rollouts_advance(now=started + timedelta(minutes=10))
+    due = rollouts_advance(now=started + timedelta(minutes=31))
+    again = rollouts_advance(now=started + timedelta(minutes=32))
+
+    assert (early, due, again) == (0, 1, 0)
+    assert Rollout.objects.get(release=release).step_index == 1
+
+
+def test_manifest_carries_overlay_pointer(in_alpha, product):
+    from licensing.manifests import manifest_publish
+
+    release = _publish(product, None, {"ui": {"theme": "dark"}}).release
+
+    manifest = manifest_publish(product_code=product.code, reason="test")
+
+    assert manifest.content["overlay"] == {"release": release.number, "sha256": release.sha256}

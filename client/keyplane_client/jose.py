@@ -47,11 +47,18 @@ def b64url_decode(text: str) -> bytes:
             reason="token_malformed",
         )
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise VerificationError(
             f"invalid base64url segment: {exc}", reason="token_malformed"
         ) from exc
+    # Reject encodings with non-zero trailing bits, so each value has one spelling.
+    if b64url_encode(data) != text:
+        raise VerificationError(
+            "non-canonical base64url segment; re-encode it without trailing bits",
+            reason="token_malformed",
+        )
+    return data
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -66,9 +73,17 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _reject_constant(name: str) -> Any:
+    raise VerificationError(f"JSON constant {name} is not accepted", reason="token_malformed")
+
+
 def _decode_json_object(segment: bytes, part: str) -> dict[str, Any]:
     try:
-        value = json.loads(segment.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
+        value = json.loads(
+            segment.decode("utf-8"),
+            object_pairs_hook=_reject_duplicate_keys,
+            parse_constant=_reject_constant,
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VerificationError(
             f"the {part} is not UTF-8 JSON: {exc}", reason="token_malformed"

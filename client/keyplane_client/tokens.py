@@ -32,10 +32,19 @@ def _missing(claims: Mapping[str, Any], name: str) -> VerificationError:
     )
 
 
+# Later than any real time claim, and exactly representable as a float.
+MAX_TIME = 2**53
+
+
 def _time(claims: Mapping[str, Any], name: str) -> int:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _missing(claims, name)
+    # The range test is also false for NaN and for 1e400, which JSON reads as infinity.
+    if not 0 <= value < MAX_TIME:
+        raise VerificationError(
+            f"time claim {name!r} is out of range: {value!r}", reason="claim_invalid"
+        )
     return int(value)
 
 

@@ -91,9 +91,9 @@ class KeyCertificate:
 
 def _int_claim(claims: Mapping[str, Any], name: str) -> int:
     value = claims.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**53:
         raise TrustError(
-            f"the key certificate has no numeric {name!r} claim", reason="key_cert_invalid"
+            f"the key certificate has no valid {name!r} claim", reason="key_cert_invalid"
         )
     return int(value)
 

@@ -267,6 +267,10 @@ def hostile_licenses(keys: VectorKeys) -> dict[str, str]:
         "padded_base64": valid.split(".")[0] + "==." + ".".join(valid.split(".")[1:]),
         "header_not_object": f"{b64url(b'[1,2]')}.{encode_segment(claims)}.{valid.split('.')[2]}",
         "duplicate_claim": _duplicate_claim_token(keys, header, claims),
+        "exp_infinity": _raw_claims_token(keys, header, claims, "exp", "Infinity"),
+        "exp_overflow": _raw_claims_token(keys, header, claims, "exp", "1e400"),
+        "exp_negative": keys.license(exp=-10),
+        "signature_noncanonical_base64": _noncanonical_signature(valid),
     }
     for name in ("iss", "aud", "sub", "tid", "did", "cnf", "ent", "iat", "nbf", "exp",
                  "grace_until", "offline_until", "mver", "jti"):  # fmt: skip
@@ -280,6 +284,23 @@ def _duplicate_claim_token(keys: VectorKeys, header: dict[str, Any], claims: dic
     body = json.dumps(claims, separators=(",", ":"))[:-1] + ',"tid":"beta"}'
     signing_input = f"{encode_segment(header)}.{b64url(body.encode())}"
     return f"{signing_input}.{b64url(keys.tenant_key.sign(signing_input.encode()))}"
+
+
+def _raw_claims_token(
+    keys: VectorKeys, header: dict[str, Any], claims: dict[str, Any], name: str, literal: str
+) -> str:
+    # Writes `literal` verbatim as the claim's JSON value, for values json.dumps cannot produce.
+    body = json.dumps({k: v for k, v in claims.items() if k != name}, separators=(",", ":"))
+    body = body[:-1] + f',"{name}":{literal}}}'
+    signing_input = f"{encode_segment(header)}.{b64url(body.encode())}"
+    return f"{signing_input}.{b64url(keys.tenant_key.sign(signing_input.encode()))}"
+
+
+def _noncanonical_signature(token: str) -> str:
+    # 64 bytes encode to 86 characters whose last one carries 4 unused bits; set one of them.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    head, last = token[:-1], token[-1]
+    return head + alphabet[alphabet.index(last) | 1]
 
 
 def load_corpus() -> dict[str, dict[str, str]]:

@@ -137,6 +137,7 @@ def main() -> None:
             )
 
     results = {
+        "load_average_1min": os.getloadavg()[0],
         "bare_ed25519_verify_us": bare * 1e6,
         "full_offline_check_us": full * 1e6,
         "full_over_bare_ratio": full / bare,

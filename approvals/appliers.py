@@ -382,14 +382,22 @@ def _overlay_release_apply(request: ChangeRequest, acting_user: Any) -> Applied:
     publish = getattr(_overlay_services(), "release_publish", None)
     if publish is None:
         raise ApplyUnavailable("overlays.services has no release_publish service.")
-    outcome = publish(
-        product_code=request.payload["product_code"],
-        base_release=request.before.get("release"),
-        acting_user=acting_user,
-        tenant_patch=request.payload.get("tenant_patch"),
-        steps=request.payload.get("steps"),
-        reason=f"change request {request.pk}",
-    )
+    from overlays.exceptions import ReleaseConflict
+
+    try:
+        outcome = publish(
+            product_code=request.payload["product_code"],
+            base_release=request.before.get("release"),
+            acting_user=acting_user,
+            tenant_patch=request.payload.get("tenant_patch"),
+            steps=request.payload.get("steps"),
+            reason=f"change request {request.pk}",
+        )
+    except ReleaseConflict as error:
+        raise BaseChanged(
+            f"The overlay releases of {request.payload['product_code']!r} changed since the "
+            f"request was raised: {error.detail}"
+        ) from error
     return Applied({"release": outcome.release.number, "created": outcome.created})
 
 

@@ -66,7 +66,12 @@ def _renewal_request_get_or_create(grant: LicenseGrant, actor: Any, now: datetim
         before=prepared.before,
         after=prepared.after,
         base=prepared.base,
-        expires_at=now + timedelta(hours=settings.request_expiry_hours),
+        # A renewal stays open until the grace period ends, because approving it
+        # any time before then still extends the term from its old end.
+        expires_at=max(
+            now + timedelta(hours=settings.request_expiry_hours),
+            grant.term_end + timedelta(days=grant.policy.grace_days),
+        ),
         next_escalation_at=now + timedelta(hours=settings.reminder_after_hours) if gated else None,
     )
     if not gated:
@@ -153,6 +158,14 @@ def _grace_enter(grant_id: int, actor: Any, now: datetime) -> bool:
             subject=str(grant.pk),
             data={"term_end": grant.term_end.isoformat(), "grace_days": grant.policy.grace_days},
         )
+        waiting = ChangeRequest.objects.filter(
+            grant=grant,
+            term_end=grant.term_end,
+            kind=ChangeRequest.Kind.RENEWAL,
+            state=ChangeRequest.State.PENDING,
+        ).values_list("pk", flat=True)
+        for request_id in waiting:
+            notify_on_commit(request_id, "alert")
     logger.info("grant.grace_entered grant=%s", grant_id)
     return True
 

@@ -34,6 +34,7 @@ def test_scan_twice_raises_one_request(in_alpha: Any) -> None:
     assert request.term_end == grant.term_end
     assert request.requester.username == "system:renewals_scan"
     assert request.state == ChangeRequest.State.PENDING
+    assert request.expires_at == grant.term_end + timedelta(days=14)  # open until grace ends
 
 
 def test_scan_skips_grant_outside_window(in_alpha: Any) -> None:

@@ -37,7 +37,14 @@ from portal.problems import KeyplaneError
 
 @admin.register(Policy, site=tenant_admin_site)
 class PolicyAdmin(SimpleHistoryAdmin):
-    list_display = ("name", "product_code", "seat_limit", "renewal_cadence", "term_days", "grace_days")
+    list_display = (
+        "name",
+        "product_code",
+        "seat_limit",
+        "renewal_cadence",
+        "term_days",
+        "grace_days",
+    )
     list_filter = ("product_code", "renewal_cadence")
     search_fields = ("name", "product_code")
     fieldsets = (
@@ -76,7 +83,9 @@ class LicenseGrantAdmin(SimpleHistoryAdmin):
     readonly_fields = ("key_hint", "created_at", "status", "status_reason")
     actions = ("revoke_grants",)
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         if obj is None:
             kwargs["form"] = GrantCreateForm
         return super().get_form(request, obj, change=change, **kwargs)
@@ -112,17 +121,34 @@ class LicenseGrantAdmin(SimpleHistoryAdmin):
     def revoke_grants(self, request: HttpRequest, queryset: QuerySet[LicenseGrant]) -> None:
         for grant in queryset:
             try:
-                grant_revoke(grant_id=grant.pk, reason="revoked in the admin", acting_user=request.user)
+                grant_revoke(
+                    grant_id=grant.pk, reason="revoked in the admin", acting_user=request.user
+                )
             except KeyplaneError as error:
                 messages.error(request, error.detail)
 
 
 @admin.register(Seat, site=tenant_admin_site)
 class SeatAdmin(SimpleHistoryAdmin):
-    list_display = ("id", "grant", "device", "status", "activated_at", "released_at", "release_link")
+    list_display = (
+        "id",
+        "grant",
+        "device",
+        "status",
+        "activated_at",
+        "released_at",
+        "release_link",
+    )
     list_filter = ("status",)
     list_select_related = ("grant__policy", "device")
-    readonly_fields = ("grant", "device", "status", "activated_at", "released_at", "released_reason")
+    readonly_fields = (
+        "grant",
+        "device",
+        "status",
+        "activated_at",
+        "released_at",
+        "released_reason",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -192,14 +218,25 @@ class DeviceAdmin(SimpleHistoryAdmin):
     def revoke_devices(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         for device in queryset:
             try:
-                device_revoke(device_id=device.pk, reason="revoked in the admin", acting_user=request.user)
+                device_revoke(
+                    device_id=device.pk, reason="revoked in the admin", acting_user=request.user
+                )
             except KeyplaneError as error:
                 messages.error(request, error.detail)
 
 
 @admin.register(Revocation, site=tenant_admin_site)
 class RevocationAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "grant", "device", "token_jti", "reason", "created_at", "created_by")
+    list_display = (
+        "id",
+        "kind",
+        "grant",
+        "device",
+        "token_jti",
+        "reason",
+        "created_at",
+        "created_by",
+    )
     list_filter = ("kind",)
     list_select_related = ("grant", "device", "created_by")
 
@@ -239,7 +276,15 @@ class ManifestAdmin(admin.ModelAdmin):
     list_display = ("product_code", "version", "reason", "created_at", "created_by", "diff_link")
     list_filter = ("product_code",)
     list_select_related = ("created_by",)
-    fields = ("product_code", "version", "reason", "created_at", "created_by", "etag", "pretty_content")
+    fields = (
+        "product_code",
+        "version",
+        "reason",
+        "created_at",
+        "created_by",
+        "etag",
+        "pretty_content",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -271,7 +316,9 @@ class ManifestAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         custom = [
-            path("diff/", self.admin_site.admin_view(self.diff_view), name="licensing_manifest_diff")
+            path(
+                "diff/", self.admin_site.admin_view(self.diff_view), name="licensing_manifest_diff"
+            )
         ]
         return custom + super().get_urls()
 

@@ -23,7 +23,13 @@ from urllib.parse import urlsplit
 from django.http import HttpRequest
 
 from licensing.exceptions import ProofInvalid, ProofMissing, ProofReplayed, ProofStale
-from licensing.jws import JWSError, jwk_thumbprint, jws_parse_header, jws_verify, public_key_from_jwk
+from licensing.jws import (
+    JWSError,
+    jwk_thumbprint,
+    jws_parse_header,
+    jws_verify,
+    public_key_from_jwk,
+)
 from licensing.redis_store import redis_client, tenant_key
 
 PROOF_TYP = "dpop+jwt"
@@ -51,7 +57,9 @@ def proof_verify(request: HttpRequest) -> DeviceProof:
     try:
         header = jws_parse_header(token)
         if header.get("typ") != PROOF_TYP:
-            raise ProofInvalid(f"The proof's `typ` must be {PROOF_TYP!r}, not {header.get('typ')!r}.")
+            raise ProofInvalid(
+                f"The proof's `typ` must be {PROOF_TYP!r}, not {header.get('typ')!r}."
+            )
         jwk = header.get("jwk")
         public_key = public_key_from_jwk(jwk)
         _, claims = jws_verify(token, typ=PROOF_TYP, public_key=public_key)
@@ -73,7 +81,9 @@ def proof_verify(request: HttpRequest) -> DeviceProof:
 def _check_claims(request: HttpRequest, claims: dict[str, Any]) -> None:
     htm, htu, iat, jti = (claims.get(name) for name in ("htm", "htu", "iat", "jti"))
     if not isinstance(jti, str) or not 8 <= len(jti) <= MAX_JTI_LENGTH:
-        raise ProofInvalid(f"The proof's `jti` must be a string of 8 to {MAX_JTI_LENGTH} characters.")
+        raise ProofInvalid(
+            f"The proof's `jti` must be a string of 8 to {MAX_JTI_LENGTH} characters."
+        )
     if htm != request.method:
         raise ProofInvalid(f"The proof is for method {htm!r}, not {request.method!r}.")
     if not isinstance(htu, str):

@@ -113,7 +113,7 @@ def jws_sign(
 def jws_parse_header(token: Any) -> dict[str, Any]:
     """Return the unverified header of a compact JWS, after structural checks."""
     if not isinstance(token, str) or len(token) > MAX_JWS_LENGTH:
-        raise JWSError("The JWS must be a string of at most %d characters." % MAX_JWS_LENGTH)
+        raise JWSError(f"The JWS must be a string of at most {MAX_JWS_LENGTH} characters.")
     parts = token.split(".")
     if len(parts) != 3:
         raise JWSError("A compact JWS has exactly three dot-separated parts.")
@@ -130,7 +130,9 @@ def jws_parse_header(token: Any) -> dict[str, Any]:
     return header
 
 
-def jws_verify(token: Any, *, typ: str, public_key: Ed25519PublicKey) -> tuple[dict[str, Any], dict[str, Any]]:
+def jws_verify(
+    token: Any, *, typ: str, public_key: Ed25519PublicKey
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify a compact JWS and return `(header, claims)`.
 
     Raises JWSError when the structure, `alg`, `typ` or signature is wrong.

@@ -54,7 +54,8 @@ def _decode_kek(value: str) -> bytes:
             return raw
     raise ImproperlyConfigured(
         "KEYPLANE_KEK must be the base64 (standard or URL-safe) encoding of 32 random bytes; "
-        "generate one with: python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
+        "generate one with: python -c "
+        "'import os, base64; print(base64.b64encode(os.urandom(32)).decode())'"
     )
 
 

@@ -28,7 +28,9 @@ def license_key_normalize(key: str) -> str:
 
 
 def license_key_hash(key: str) -> str:
-    return hashlib.sha256(("keyplane-license-key:" + license_key_normalize(key)).encode()).hexdigest()
+    return hashlib.sha256(
+        ("keyplane-license-key:" + license_key_normalize(key)).encode()
+    ).hexdigest()
 
 
 def license_key_hint(key: str) -> str:

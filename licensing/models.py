@@ -43,7 +43,8 @@ class Policy(models.Model):
         max_length=16, choices=Cadence.choices, default=Cadence.ANNUAL
     )
     grace_days = models.PositiveIntegerField(
-        default=14, help_text=f"Days a client keeps working after expiry (at most {MAX_GRACE_DAYS})."
+        default=14,
+        help_text=f"Days a client keeps working after expiry (at most {MAX_GRACE_DAYS}).",
     )
     offline_tolerance_hours = models.PositiveIntegerField(
         default=168, help_text="Hours a client may run without reaching the server."

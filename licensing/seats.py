@@ -114,8 +114,8 @@ def seat_activate(
                 f"not {product_code!r}."
             )
         with transaction.atomic():
-            grant = LicenseGrant.objects.select_for_update().select_related("policy").get(
-                pk=grant.pk
+            grant = (
+                LicenseGrant.objects.select_for_update().select_related("policy").get(pk=grant.pk)
             )
             if idempotency_key:
                 stored = IdempotencyRecord.objects.filter(

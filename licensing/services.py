@@ -67,7 +67,10 @@ def policy_create(*, acting_user: Any, **fields: Any) -> Policy:
     with transaction.atomic():
         policy.save()
         decision(
-            event="policy.created", outcome="done", actor=_actor(acting_user), subject=str(policy.pk)
+            event="policy.created",
+            outcome="done",
+            actor=_actor(acting_user),
+            subject=str(policy.pk),
         )
     return policy
 
@@ -125,9 +128,12 @@ def grant_status_set(*, grant_id: int, status: str, reason: str, acting_user: An
     }:
         raise RequestInvalid(f"Status {status!r} cannot be set here; use the revocation instead.")
     with transaction.atomic():
-        grant = LicenseGrant.objects.select_for_update().select_related("policy").filter(
-            pk=grant_id
-        ).first()
+        grant = (
+            LicenseGrant.objects.select_for_update()
+            .select_related("policy")
+            .filter(pk=grant_id)
+            .first()
+        )
         if grant is None:
             raise ObjectNotFound(f"No license grant has the id {grant_id}.")
         if grant.status == LicenseGrant.Status.REVOKED:
@@ -176,9 +182,9 @@ def seat_force_release(*, seat_id: int, reason: str, acting_user: Any) -> Seat:
         if seat.status == Seat.Status.ACTIVE:
             seat.status = Seat.Status.RELEASED
             seat.released_at = timezone.now()
-            seat.released_reason = f"released by {_actor(acting_user) or 'an administrator'}: {reason}"[
-                :500
-            ]
+            seat.released_reason = (
+                f"released by {_actor(acting_user) or 'an administrator'}: {reason}"[:500]
+            )
             seat.save(update_fields=["status", "released_at", "released_reason"])
         decision(
             event="seat.force_released",
@@ -201,9 +207,12 @@ def _products_of_device(device: Device) -> set[str]:
 def grant_revoke(*, grant_id: int, reason: str, acting_user: Any) -> Revocation:
     """Revoke a grant, release its seats and publish a manifest listing it."""
     with transaction.atomic():
-        grant = LicenseGrant.objects.select_for_update().select_related("policy").filter(
-            pk=grant_id
-        ).first()
+        grant = (
+            LicenseGrant.objects.select_for_update()
+            .select_related("policy")
+            .filter(pk=grant_id)
+            .first()
+        )
         if grant is None:
             raise ObjectNotFound(f"No license grant has the id {grant_id}.")
         if grant.status == LicenseGrant.Status.REVOKED:
@@ -213,10 +222,16 @@ def grant_revoke(*, grant_id: int, reason: str, acting_user: Any) -> Revocation:
         grant.save(update_fields=["status", "status_reason"])
         _release_seats(grant.seats.filter(status=Seat.Status.ACTIVE), f"grant revoked: {reason}")
         revocation = Revocation.objects.create(
-            kind=Revocation.Kind.GRANT, grant=grant, reason=reason[:500], created_by=_user(acting_user)
+            kind=Revocation.Kind.GRANT,
+            grant=grant,
+            reason=reason[:500],
+            created_by=_user(acting_user),
         )
         decision(
-            event="grant.revoked", outcome="done", note=reason, actor=_actor(acting_user),
+            event="grant.revoked",
+            outcome="done",
+            note=reason,
+            actor=_actor(acting_user),
             subject=str(grant.pk),
         )
         manifest_publish(
@@ -240,10 +255,16 @@ def device_revoke(*, device_id: int, reason: str, acting_user: Any) -> Revocatio
         products = _products_of_device(device)
         _release_seats(device.seats.filter(status=Seat.Status.ACTIVE), f"device revoked: {reason}")
         revocation = Revocation.objects.create(
-            kind=Revocation.Kind.DEVICE, device=device, reason=reason[:500], created_by=_user(acting_user)
+            kind=Revocation.Kind.DEVICE,
+            device=device,
+            reason=reason[:500],
+            created_by=_user(acting_user),
         )
         decision(
-            event="device.revoked", outcome="done", note=reason, actor=_actor(acting_user),
+            event="device.revoked",
+            outcome="done",
+            note=reason,
+            actor=_actor(acting_user),
             subject=str(device.pk),
         )
         for product_code in sorted(products):
@@ -258,16 +279,28 @@ def device_revoke(*, device_id: int, reason: str, acting_user: Any) -> Revocatio
 def token_revoke(*, jti: str, reason: str, acting_user: Any) -> Revocation:
     """Revoke one issued token by its `jti` and publish a manifest listing it."""
     with transaction.atomic():
-        token = IssuedToken.objects.select_related("grant__policy").filter(jti=jti).first()
+        # The row lock serializes concurrent revocations of the same token.
+        token = (
+            IssuedToken.objects.select_for_update(of=("self",))
+            .select_related("grant__policy")
+            .filter(jti=jti)
+            .first()
+        )
         if token is None:
             raise ObjectNotFound(f"No issued token has the jti {jti!r}.")
         if Revocation.objects.filter(kind=Revocation.Kind.TOKEN, token_jti=jti).exists():
             raise AlreadyRevoked(f"Token {jti!r} is already revoked.")
         revocation = Revocation.objects.create(
-            kind=Revocation.Kind.TOKEN, token_jti=jti, reason=reason[:500], created_by=_user(acting_user)
+            kind=Revocation.Kind.TOKEN,
+            token_jti=jti,
+            reason=reason[:500],
+            created_by=_user(acting_user),
         )
         decision(
-            event="token.revoked", outcome="done", note=reason, actor=_actor(acting_user),
+            event="token.revoked",
+            outcome="done",
+            note=reason,
+            actor=_actor(acting_user),
             subject=jti,
         )
         manifest_publish(

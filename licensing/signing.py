@@ -368,7 +368,4 @@ def tenant_public_keys() -> dict[str, Ed25519PublicKey]:
     from licensing.models import SigningKey
 
     keys = SigningKey.objects.filter(state__in=[KeyState.ACTIVE, KeyState.RETIRING])
-    return {
-        key.kid: Ed25519PublicKey.from_public_bytes(bytes(key.public_key))
-        for key in keys
-    }
+    return {key.kid: Ed25519PublicKey.from_public_bytes(bytes(key.public_key)) for key in keys}

@@ -137,15 +137,25 @@ def _start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
     )
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     process = subprocess.Popen(
-        [gunicorn, "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--log-level", "warning"],
+        [
+            gunicorn,
+            "portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
         cwd=PROJECT_ROOT,
         env=env,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/keyplane/root-keys.json", timeout=1):
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/.well-known/keyplane/root-keys.json", timeout=1
+            ):
                 return process
         except urllib.error.HTTPError:
             return process
@@ -155,7 +165,9 @@ def _start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("gunicorn did not start within 30 s")
 
 
-def _client(args: tuple[str, str, float, list[dict[str, Any]], str, int]) -> tuple[int, int, list[float]]:
+def _client(
+    args: tuple[str, str, float, list[dict[str, Any]], str, int],
+) -> tuple[int, int, list[float]]:
     """Send requests of one mode until the deadline; return (ok, errors, latencies in s)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -184,9 +196,17 @@ def _client(args: tuple[str, str, float, list[dict[str, Any]], str, int]) -> tup
         headers = {"Content-Type": "application/json"}
         started = time.perf_counter()
         if key is not None:
-            claims = {"htm": "POST", "htu": url, "iat": int(time.time()), "jti": secrets.token_urlsafe(16)}
+            claims = {
+                "htm": "POST",
+                "htu": url,
+                "iat": int(time.time()),
+                "jti": secrets.token_urlsafe(16),
+            }
             headers["DPoP"] = jws_sign(
-                claims, typ="dpop+jwt", kid=None, private_key=key,
+                claims,
+                typ="dpop+jwt",
+                kid=None,
+                private_key=key,
                 extra_header={"jwk": public_jwk(key.public_key())},
             )
         request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
@@ -200,7 +220,15 @@ def _client(args: tuple[str, str, float, list[dict[str, Any]], str, int]) -> tup
     return ok, errors, latencies
 
 
-def _run_mode(pool: Any, base: str, mode: str, seconds: float, clients: int, devices: list[dict[str, Any]], license_key: str) -> dict[str, float]:
+def _run_mode(
+    pool: Any,
+    base: str,
+    mode: str,
+    seconds: float,
+    clients: int,
+    devices: list[dict[str, Any]],
+    license_key: str,
+) -> dict[str, float]:
     deadline = time.time() + seconds
     per_client = [devices[i::clients] or devices for i in range(clients)]
     results = pool.map(
@@ -210,13 +238,21 @@ def _run_mode(pool: Any, base: str, mode: str, seconds: float, clients: int, dev
     errors = sum(r[1] for r in results)
     latencies = sorted(latency for r in results for latency in r[2])
     p50 = latencies[len(latencies) // 2] if latencies else float("nan")
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
+    p99 = (
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        if latencies
+        else float("nan")
+    )
     return {"rps": ok / seconds, "errors": errors, "p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8.0, help="Duration of each mode per round.")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=8.0, help="Duration of each mode per round."
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8, help="Concurrent client processes.")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes.")
@@ -235,7 +271,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 for mode in results:
                     results[mode].append(
-                        _run_mode(pool, base, mode, args.seconds, args.clients, devices, license_key)
+                        _run_mode(
+                            pool, base, mode, args.seconds, args.clients, devices, license_key
+                        )
                     )
     finally:
         server.send_signal(signal.SIGTERM)
@@ -251,7 +289,10 @@ def main() -> None:
         }
     print(f"{'mode':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for mode, row in summary.items():
-        print(f"{mode:<10} {row['rps']:>8.1f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['errors']:>7}")
+        print(
+            f"{mode:<10} {row['rps']:>8.1f} {row['p50_ms']:>8.1f} "
+            f"{row['p99_ms']:>8.1f} {row['errors']:>7}"
+        )
     floor = summary["baseline"]
     for mode in ("refresh", "activate"):
         print(

@@ -67,7 +67,11 @@ class PolicyListView(AdminAPIMixin, generics.ListAPIView):
     serializer_class = PolicySerializer
     queryset = Policy.objects.all()
 
-    @extend_schema(operation_id="admin_policies_list", tags=["admin"], responses={200: PolicySerializer(many=True), **ERRORS})
+    @extend_schema(
+        operation_id="admin_policies_list",
+        tags=["admin"],
+        responses={200: PolicySerializer(many=True), **ERRORS},
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -88,7 +92,11 @@ class PolicyDetailView(AdminAPIMixin, generics.RetrieveAPIView):
     serializer_class = PolicySerializer
     queryset = Policy.objects.all()
 
-    @extend_schema(operation_id="admin_policies_retrieve", tags=["admin"], responses={200: PolicySerializer, **ERRORS})
+    @extend_schema(
+        operation_id="admin_policies_retrieve",
+        tags=["admin"],
+        responses={200: PolicySerializer, **ERRORS},
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -98,7 +106,11 @@ class GrantListView(AdminAPIMixin, generics.ListAPIView):
     serializer_class = GrantSerializer
     queryset = LicenseGrant.objects.select_related("policy")
 
-    @extend_schema(operation_id="admin_grants_list", tags=["admin"], responses={200: GrantSerializer(many=True), **ERRORS})
+    @extend_schema(
+        operation_id="admin_grants_list",
+        tags=["admin"],
+        responses={200: GrantSerializer(many=True), **ERRORS},
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -107,7 +119,9 @@ class GrantListView(AdminAPIMixin, generics.ListAPIView):
         tags=["admin"],
         request=GrantCreateSerializer,
         responses={201: GrantCreatedSerializer, **ERRORS},
-        description="Create a grant; the response carries the license key, which is never shown again.",
+        description=(
+            "Create a grant; the response carries the license key, which is never shown again."
+        ),
     )
     def post(self, request: Request) -> Response:
         data = _validated(GrantCreateSerializer, request.data)
@@ -128,7 +142,11 @@ class GrantDetailView(AdminAPIMixin, generics.RetrieveAPIView):
     serializer_class = GrantSerializer
     queryset = LicenseGrant.objects.select_related("policy")
 
-    @extend_schema(operation_id="admin_grants_retrieve", tags=["admin"], responses={200: GrantSerializer, **ERRORS})
+    @extend_schema(
+        operation_id="admin_grants_retrieve",
+        tags=["admin"],
+        responses={200: GrantSerializer, **ERRORS},
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -153,7 +171,11 @@ class DeviceListView(AdminAPIMixin, generics.ListAPIView):
     serializer_class = DeviceSerializer
     queryset = Device.objects.all()
 
-    @extend_schema(operation_id="admin_devices_list", tags=["admin"], responses={200: DeviceSerializer(many=True), **ERRORS})
+    @extend_schema(
+        operation_id="admin_devices_list",
+        tags=["admin"],
+        responses={200: DeviceSerializer(many=True), **ERRORS},
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -178,7 +200,11 @@ class SeatListView(AdminAPIMixin, generics.ListAPIView):
     serializer_class = SeatSerializer
     queryset = Seat.objects.all()
 
-    @extend_schema(operation_id="admin_seats_list", tags=["admin"], responses={200: SeatSerializer(many=True), **ERRORS})
+    @extend_schema(
+        operation_id="admin_seats_list",
+        tags=["admin"],
+        responses={200: SeatSerializer(many=True), **ERRORS},
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -191,7 +217,9 @@ class SeatReleaseView(AdminAPIMixin, APIView):
         tags=["admin"],
         request=ReasonSerializer,
         responses={200: SeatSerializer, **ERRORS},
-        description="Release a seat whose device is lost; the reason is recorded in the decision log.",
+        description=(
+            "Release a seat whose device is lost; the reason is recorded in the decision log."
+        ),
     )
     def post(self, request: Request, pk: int) -> Response:
         data = _validated(ReasonSerializer, request.data)
@@ -219,7 +247,11 @@ class RevocationListView(AdminAPIMixin, generics.ListAPIView):
     serializer_class = RevocationSerializer
     queryset = Revocation.objects.all()
 
-    @extend_schema(operation_id="admin_revocations_list", tags=["admin"], responses={200: RevocationSerializer(many=True), **ERRORS})
+    @extend_schema(
+        operation_id="admin_revocations_list",
+        tags=["admin"],
+        responses={200: RevocationSerializer(many=True), **ERRORS},
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 

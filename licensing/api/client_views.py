@@ -185,7 +185,10 @@ class ManifestView(ClientAPIView):
         parameters=[
             OpenApiParameter("product", OpenApiTypes.STR, OpenApiParameter.QUERY, required=True),
             OpenApiParameter(
-                "DPoP", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                "DPoP",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
                 description="Optional device proof; verified when present.",
             ),
         ],
@@ -199,7 +202,9 @@ class ManifestView(ClientAPIView):
     def get(self, request: Request) -> Response:
         if request.headers.get("DPoP"):
             proof_verify(request)
-        data = _validated(ProductRequestSerializer, {"product": request.query_params.get("product")})
+        data = _validated(
+            ProductRequestSerializer, {"product": request.query_params.get("product")}
+        )
         product_code = data["product"]
         if not Policy.objects.filter(product_code=product_code).exists():
             raise ProductNotLicensed(f"This organisation has no license for {product_code!r}.")

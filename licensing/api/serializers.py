@@ -122,7 +122,7 @@ class PolicyCreateSerializer(StrictSerializer, serializers.ModelSerializer):
     class Meta:
         model = Policy
         fields = tuple(f for f in PolicySerializer.Meta.fields if f not in {"id", "created_at"})
-        extra_kwargs = {  # noqa: RUF012
+        extra_kwargs = {
             "seat_limit": {"min_value": 1, "max_value": 1_000_000},
             "devices_per_user": {"min_value": 1, "max_value": 10_000},
             "term_days": {"min_value": 1, "max_value": 3650},
@@ -131,7 +131,7 @@ class PolicyCreateSerializer(StrictSerializer, serializers.ModelSerializer):
             "token_lifetime_hours": {"min_value": 1, "max_value": 87600},
         }
         # The model's database constraints are checked by full_clean in the service.
-        validators: list[Any] = []  # noqa: RUF012
+        validators: list[Any] = []
 
     def get_validators(self) -> list[Any]:
         return []
@@ -196,7 +196,15 @@ class DeviceSerializer(serializers.ModelSerializer):
 class SeatSerializer(serializers.ModelSerializer):
     class Meta:
         model = Seat
-        fields = ("id", "grant", "device", "status", "activated_at", "released_at", "released_reason")
+        fields = (
+            "id",
+            "grant",
+            "device",
+            "status",
+            "activated_at",
+            "released_at",
+            "released_reason",
+        )
 
 
 class ReasonSerializer(StrictSerializer):

@@ -22,17 +22,29 @@ class ApiTokenAdmin(admin.ModelAdmin):
     """API tokens; the secret is shown once, in the message after creation."""
 
     form = ApiTokenForm
-    list_display = ("name", "user", "hint", "created_at", "expires_at", "revoked_at", "last_used_at")
+    list_display = (
+        "name",
+        "user",
+        "hint",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
     list_select_related = ("user",)
     readonly_fields = ("hint", "created_at", "last_used_at", "revoked_at")
     actions = ("revoke_tokens",)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ApiToken | None = None
+    ) -> tuple[str, ...]:
         if obj is not None:
             return (*self.readonly_fields, "name", "user", "scopes", "expires_at")
         return self.readonly_fields
 
-    def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.Form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: ApiToken, form: forms.Form, change: bool
+    ) -> None:
         if change:
             return
         token, secret = api_token_issue(

@@ -17,7 +17,7 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-TOKEN_PREFIX = "kpt_"
+TOKEN_PREFIX = "kpt_"  # noqa: S105  # a public prefix, not a secret
 
 # Scopes a token can hold; an admin API view names the one it needs.
 SCOPES = {
@@ -48,7 +48,9 @@ def api_token_generate() -> str:
 class ApiToken(models.Model):
     """A bearer token for the admin API, owned by a tenant user, limited to scopes."""
 
-    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'procurement sync'.")
+    name = models.CharField(
+        max_length=100, help_text="What the token is for, e.g. 'procurement sync'."
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )

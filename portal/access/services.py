@@ -19,9 +19,7 @@ def api_token_issue(
     """Create a token and return it with its secret, which is shown only this once."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
-        raise ValidationError(
-            f"Unknown scopes {unknown}; choose from {sorted(SCOPES)}."
-        )
+        raise ValidationError(f"Unknown scopes {unknown}; choose from {sorted(SCOPES)}.")
     if not scopes:
         raise ValidationError("A token needs at least one scope.")
     secret = api_token_generate()

@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 
-from licensing.models import LicenseGrant, Manifest, Revocation
 from licensing.licensekeys import license_key_hash
+from licensing.models import LicenseGrant, Manifest, Revocation
 from portal.access.services import api_token_issue
 from tests.licensing.conftest import ClientApi, DeviceKey, grant_make, policy_make
 

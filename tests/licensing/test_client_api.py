@@ -15,7 +15,11 @@ from tests.licensing.conftest import ClientApi, DeviceKey, grant_make
 
 
 def _activate(api: ClientApi, key: DeviceKey, license_key: str, **headers: str):  # type: ignore[no-untyped-def]
-    body = {"license_key": license_key, "product": "atlas", "device": {"name": "laptop", "platform": "linux"}}
+    body = {
+        "license_key": license_key,
+        "product": "atlas",
+        "device": {"name": "laptop", "platform": "linux"},
+    }
     return api.post("activate", body, key=key, headers=headers)
 
 
@@ -233,8 +237,12 @@ def test_proof_signed_by_other_key_rejected(alpha_api: ClientApi, device_key: De
 
 
 def test_proof_wrong_curve_rejected(alpha_api: ClientApi, device_key: DeviceKey) -> None:
-    p256 = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
+    p256 = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+    }
     proof = device_key.proof("POST", alpha_api.url("refresh"), jwk=p256)
     assert _problem(alpha_api.post("refresh", {"product": "atlas"}, proof=proof)) == "proof_invalid"
 
@@ -292,6 +300,8 @@ def test_suspended_tenant_rejected(alpha_api: ClientApi, device_key: DeviceKey) 
 
 
 def test_unknown_tenant_rejected(db: None) -> None:
-    response = Client().post("/t/nobody/api/v1/client/refresh", data=json.dumps({}), content_type="application/json")
+    response = Client().post(
+        "/t/nobody/api/v1/client/refresh", data=json.dumps({}), content_type="application/json"
+    )
     assert response.status_code == 404
     assert _problem(response) == "tenant_not_found"

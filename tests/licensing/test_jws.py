@@ -23,7 +23,11 @@ def test_jws_sign_verifies_with_pyjwt(key: Ed25519PrivateKey) -> None:
     token = jws_sign({"sub": "1"}, typ="kp-license+jwt", kid="k1", private_key=key)
     claims = jwt.decode(token, key.public_key(), algorithms=["EdDSA"])
     assert claims == {"sub": "1"}
-    assert jwt.get_unverified_header(token) == {"alg": "EdDSA", "typ": "kp-license+jwt", "kid": "k1"}
+    assert jwt.get_unverified_header(token) == {
+        "alg": "EdDSA",
+        "typ": "kp-license+jwt",
+        "kid": "k1",
+    }
 
 
 def test_jws_verify_round_trip(key: Ed25519PrivateKey) -> None:

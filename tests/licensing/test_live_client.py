@@ -19,7 +19,11 @@ pytestmark = pytest.mark.live
 
 
 def _call(
-    base_url: str, endpoint: str, body: dict[str, Any] | None, key: DeviceKey | None, method: str = "POST"
+    base_url: str,
+    endpoint: str,
+    body: dict[str, Any] | None,
+    key: DeviceKey | None,
+    method: str = "POST",
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     url = f"{base_url}/t/alpha/api/v1/client/{endpoint}"
     headers = {"Content-Type": "application/json"}
@@ -84,14 +88,16 @@ def test_concurrent_reactivation_takes_one_seat(live_site: str, live_grant: Any)
 def test_client_round_trip_verified_offline(live_site: str, live_grant: Any) -> None:
     """Activate, refresh, fetch the manifest and deactivate, verifying with two JOSE libraries."""
     import jwt
-    from keyplane_client.trust import Keyring, RootKeys
     from keyplane_client.tokens import verify_license, verify_manifest
+    from keyplane_client.trust import Keyring, RootKeys
 
     from licensing.jws import jwk_thumbprint, public_key_from_jwk
 
     _, license_key = live_grant(2)
     key = DeviceKey()
-    status, activated, _ = _call(live_site, "activate", {"license_key": license_key, "product": "atlas"}, key)
+    status, activated, _ = _call(
+        live_site, "activate", {"license_key": license_key, "product": "atlas"}, key
+    )
     assert status == 201, activated
 
     with urllib.request.urlopen(f"{live_site}/.well-known/keyplane/root-keys.json") as response:
@@ -107,20 +113,27 @@ def test_client_round_trip_verified_offline(live_site: str, live_grant: Any) -> 
         tenant_keys[certified["jwk"]["kid"]] = public_key_from_jwk(certified["jwk"])
     token = activated["token"]
     claims = jwt.decode(
-        token, tenant_keys[jwt.get_unverified_header(token)["kid"]], algorithms=["EdDSA"], audience="atlas"
+        token,
+        tenant_keys[jwt.get_unverified_header(token)["kid"]],
+        algorithms=["EdDSA"],
+        audience="atlas",
     )
     assert claims["cnf"]["jkt"] == jwk_thumbprint(key.jwk)
 
     # The desktop library, given the same keys.
     keyring = Keyring.from_certificates(keys_body["keys"], RootKeys.from_jwks(jwks), tenant="alpha")
-    license_ = verify_license(token, keyring, product="atlas", key_thumbprint=jwk_thumbprint(key.jwk))
+    license_ = verify_license(
+        token, keyring, product="atlas", key_thumbprint=jwk_thumbprint(key.jwk)
+    )
     assert license_.entitlements == frozenset({"export", "sync"})
     manifest = verify_manifest(activated["manifest"], keyring, product="atlas")
     assert manifest.version >= 1
 
     status, refreshed, _ = _call(live_site, "refresh", {"product": "atlas"}, key)
     assert status == 200, refreshed
-    assert verify_license(refreshed["token"], keyring, product="atlas").token_id != license_.token_id
+    assert (
+        verify_license(refreshed["token"], keyring, product="atlas").token_id != license_.token_id
+    )
 
     url = f"{live_site}/t/alpha/api/v1/client/manifest?product=atlas"
     with urllib.request.urlopen(url) as response:

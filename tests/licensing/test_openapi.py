@@ -41,8 +41,14 @@ def test_fuzzer_finds_no_server_error(live_site: str, committed_db: None) -> Non
         grant_make(seat_count=5)
         user = get_user_model().objects.get(username="alpha-admin")
         scopes = [
-            "policies:read", "policies:write", "grants:read", "grants:write", "devices:read",
-            "devices:write", "revocations:write", "manifests:read",
+            "policies:read",
+            "policies:write",
+            "grants:read",
+            "grants:write",
+            "devices:read",
+            "devices:write",
+            "revocations:write",
+            "manifests:read",
         ]
         _, secret = api_token_issue(name="fuzzer", user=user, scopes=scopes)
 
@@ -53,16 +59,27 @@ def test_fuzzer_finds_no_server_error(live_site: str, committed_db: None) -> Non
     assert st, "schemathesis (st) not found next to the test interpreter"
     result = subprocess.run(
         [
-            st, "run", str(schema_path),
-            "--url", f"{live_site}/t/alpha",
-            "--header", f"Authorization: Bearer {secret}",
-            "--checks", "not_a_server_error",
-            "--include-path-regex", LICENSING_PATHS,
-            "--max-examples", "30",
-            "--phases", "examples,fuzzing",
-            "--max-time", "240",
-            "--workers", "4",
-            "--seed", "7",
+            st,
+            "run",
+            str(schema_path),
+            "--url",
+            f"{live_site}/t/alpha",
+            "--header",
+            f"Authorization: Bearer {secret}",
+            "--checks",
+            "not_a_server_error",
+            "--include-path-regex",
+            LICENSING_PATHS,
+            "--max-examples",
+            "30",
+            "--phases",
+            "examples,fuzzing",
+            "--max-time",
+            "240",
+            "--workers",
+            "4",
+            "--seed",
+            "7",
             "--no-color",
         ],
         capture_output=True,

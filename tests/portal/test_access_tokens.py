@@ -17,8 +17,14 @@ from portal.access.models import ApiToken, api_token_hash
 def test_issue_api_token_command_prints_token_once(tenant_alpha: Any) -> None:
     out = io.StringIO()
     call_command(
-        "issue_api_token", "--tenant", "alpha", "--user", "alpha-admin",
-        "--scopes", "policies:read,grants:write", stdout=out,
+        "issue_api_token",
+        "--tenant",
+        "alpha",
+        "--user",
+        "alpha-admin",
+        "--scopes",
+        "policies:read,grants:write",
+        stdout=out,
     )
     secret = out.getvalue().strip()
     assert secret.startswith("kpt_")

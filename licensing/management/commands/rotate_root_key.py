@@ -12,7 +12,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--reason", default="scheduled", help="Why the key is rotated (audited).")
+        parser.add_argument(
+            "--reason", default="scheduled", help="Why the key is rotated (audited)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         key = root_key_rotate(reason=options["reason"])

@@ -19,7 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", required=True, help="Tenant slug.")
         parser.add_argument("--user", required=True, help="Username the token acts for.")
         parser.add_argument(
-            "--scopes", required=True, help=f"Comma-separated scopes from: {', '.join(sorted(SCOPES))}."
+            "--scopes",
+            required=True,
+            help=f"Comma-separated scopes from: {', '.join(sorted(SCOPES))}.",
         )
         parser.add_argument("--name", default="command line", help="What the token is for.")
         parser.add_argument("--days", type=int, default=None, help="Days until the token expires.")

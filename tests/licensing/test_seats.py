@@ -1,0 +1,77 @@
+"""Seat rules beyond the client API basics: device limits, tenant isolation, decision log."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection
+
+from audit.models import DecisionLogEntry
+from licensing.models import Device, Seat, SigningKey
+from portal.catalog.models import KeyState
+from tests.licensing.conftest import ClientApi, DeviceKey, grant_make
+
+
+def _activate(api: ClientApi, key: DeviceKey, license_key: str) -> Any:
+    return api.post("activate", {"license_key": license_key, "product": "atlas"}, key=key)
+
+
+def test_device_limit_per_user(alpha_api: ClientApi) -> None:
+    from licensing.jws import jwk_thumbprint
+
+    _, license_key = grant_make(devices_per_user=1)
+    user = get_user_model().objects.get(username="alpha-admin")
+    first, second = DeviceKey(), DeviceKey()
+    assert _activate(alpha_api, first, license_key).status_code == 201
+    Device.objects.update(user=user)
+    # An IT admin registered the second device for the same user before it activates.
+    Device.objects.create(
+        public_jwk=second.jwk, thumbprint=jwk_thumbprint(second.jwk), name="second", user=user
+    )
+    response = _activate(alpha_api, second, license_key)
+    assert response.status_code == 409
+    assert response.json()["code"] == "device_limit_reached"
+    assert Seat.objects.count() == 1
+
+
+def test_license_key_unknown_in_other_tenant(alpha_api: ClientApi, tenant_beta: Any) -> None:
+    _, license_key = grant_make()
+    beta_api = ClientApi(tenant_beta)
+    response = _activate(beta_api, DeviceKey(), license_key)
+    connection.set_tenant(alpha_api.tenant)
+    assert response.status_code == 403
+    assert response.json()["code"] == "license_invalid"
+
+
+def test_decision_log_records_grant_and_refusal(alpha_api: ClientApi) -> None:
+    _, license_key = grant_make(seat_count=1)
+    _activate(alpha_api, DeviceKey(), license_key)
+    _activate(alpha_api, DeviceKey(), license_key)
+    entries = list(
+        DecisionLogEntry.objects.filter(event="license.activate")
+        .order_by("seq")
+        .values_list("outcome", "reason")
+    )
+    assert entries[-2:] == [("granted", "new_seat"), ("refused", "seat_limit_reached")]
+
+
+def test_rotate_tenant_key_command(in_alpha: Any) -> None:
+    from licensing.signing import tenant_key_active
+
+    old = tenant_key_active()
+    call_command("rotate_tenant_key", "--tenant", "alpha", "--reason", "scheduled")
+    connection.set_tenant(in_alpha)
+    assert SigningKey.objects.get(pk=old.pk).state == KeyState.RETIRING
+    assert SigningKey.objects.get(state=KeyState.ACTIVE).pk != old.pk
+
+
+def test_release_seat_command(alpha_api: ClientApi) -> None:
+    _, license_key = grant_make()
+    _activate(alpha_api, DeviceKey(), license_key)
+    seat = Seat.objects.get()
+    call_command("release_seat", "--tenant", "alpha", "--seat", str(seat.pk), "--reason", "lost")
+    connection.set_tenant(alpha_api.tenant)
+    seat.refresh_from_db()
+    assert seat.status == "released"
+    entry = DecisionLogEntry.objects.filter(event="seat.force_released").order_by("seq").last()
+    assert entry.data["note"] == "lost"

@@ -13,7 +13,9 @@ Discovery follows OpenID Connect Discovery 1.0: the document is fetched from
 configured issuer exactly, or every later check would trust the wrong party.
 """
 
+import functools
 import hashlib
+import json
 import logging
 from typing import Any
 
@@ -169,10 +171,17 @@ def code_exchange(
     return dict(token)
 
 
+@functools.lru_cache(maxsize=64)
+def _key_set(jwks_json: str) -> KeySet:
+    # Importing RSA keys costs about as much as one signature check, and the
+    # same few key sets serve every sign-in, so each process keeps them parsed.
+    return KeySet.import_key_set(json.loads(jwks_json))
+
+
 def _decode(id_token: str, jwks: dict[str, Any], algorithms: list[str]) -> Any:
     return jwt.decode(
         id_token,
-        KeySet.import_key_set(jwks),  # type: ignore[arg-type]  # JWKS dict as published
+        _key_set(json.dumps(jwks, sort_keys=True)),
         registry=JWSRegistry(algorithms=algorithms),
     )
 

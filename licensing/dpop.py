@@ -9,8 +9,8 @@ random `jti`. The server accepts a proof only if:
   is an Ed25519 public key;
 - `htm` and `htu` name this request (scheme, host and path compared);
 - `iat` lies within PROOF_WINDOW_SECONDS of the server clock, either way;
-- its `jti` was not seen in this tenant within twice that window (stored in
-  Redis with SET NX, so the check holds across processes).
+- its `jti` was not used with the same key in this tenant within twice that
+  window (stored in Redis with SET NX, so the check covers all processes).
 
 The thumbprint of the proof key identifies the device.
 """

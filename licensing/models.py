@@ -1,8 +1,8 @@
 """Licensing records of one tenant: policies, grants, devices, seats, keys, manifests.
 
-Products live in the public catalog (portal.catalog); tenant rows refer to
-them by `product_code`, because a tenant schema must survive the removal of
-a catalog row and a cross-schema foreign key would tie their life cycles.
+Products live in the public catalog (portal.catalog), and tenant rows refer
+to them by `product_code`. A tenant schema must survive the removal of a
+catalog row, and a cross-schema foreign key would tie their life cycles.
 """
 
 from typing import ClassVar
@@ -426,7 +426,7 @@ class Manifest(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """The first answer to an activation with an `Idempotency-Key`, returned to retries."""
+    """The first response to an activation with an `Idempotency-Key`, returned to retries."""
 
     key = models.CharField(max_length=200)
     thumbprint = models.CharField(max_length=64)

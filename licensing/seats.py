@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ClientAnswer:
+class ClientResult:
     """A status code and JSON body for the client API."""
 
     status: int
@@ -89,7 +89,7 @@ def seat_activate(
     device_name: str,
     platform: str,
     idempotency_key: str | None,
-) -> ClientAnswer:
+) -> ClientResult:
     """Assign a seat of the license to the device and issue its first token.
 
     1. Find the grant by the license key's hash; stop if unknown or for another product.
@@ -122,7 +122,7 @@ def seat_activate(
                     key=idempotency_key, thumbprint=thumbprint
                 ).first()
                 if stored is not None:
-                    return ClientAnswer(stored.status_code, stored.body)
+                    return ClientResult(stored.status_code, stored.body)
             _check_grant_usable(grant)
             answer = _activate_locked(
                 grant=grant,
@@ -158,7 +158,7 @@ def _activate_locked(
     thumbprint: str,
     device_name: str,
     platform: str,
-) -> ClientAnswer:
+) -> ClientResult:
     now = timezone.now()
     device, created = Device.objects.get_or_create(
         thumbprint=thumbprint,
@@ -213,7 +213,7 @@ def _activate_locked(
         device.platform = platform
         fields.append("platform")
     device.save(update_fields=fields)
-    return ClientAnswer(status, _answer_body(seat))
+    return ClientResult(status, _answer_body(seat))
 
 
 def _device_for(thumbprint: str) -> Device:
@@ -225,7 +225,7 @@ def _device_for(thumbprint: str) -> Device:
     return device
 
 
-def token_refresh(*, thumbprint: str, product_code: str) -> ClientAnswer:
+def token_refresh(*, thumbprint: str, product_code: str) -> ClientResult:
     """Issue a new token that reflects the grant's current terms and entitlements."""
     subject = f"device:{thumbprint}"
     try:
@@ -249,7 +249,7 @@ def token_refresh(*, thumbprint: str, product_code: str) -> ClientAnswer:
                 subject=subject,
                 data={"grant": seat.grant_id, "device": device.pk},
             )
-            return ClientAnswer(200, body)
+            return ClientResult(200, body)
     except KeyplaneError as error:
         _refused("license.refresh", error, subject)
         raise

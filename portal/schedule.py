@@ -61,6 +61,12 @@ DEFAULT_SCHEDULE += [
 ]
 
 
+# Licensing: retire signing keys past their window, purge idempotency records.
+DEFAULT_SCHEDULE += [
+    ScheduledTenantTask("licensing: sweep", "licensing.sweep", every_minutes=60),
+]
+
+
 def schedule_sync() -> int:
     """Create the missing default entries; return how many were created."""
     created = 0

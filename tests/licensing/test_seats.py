@@ -75,3 +75,36 @@ def test_release_seat_command(alpha_api: ClientApi) -> None:
     assert seat.status == "released"
     entry = DecisionLogEntry.objects.filter(event="seat.force_released").order_by("seq").last()
     assert entry.data["note"] == "lost"
+
+
+def test_sweep_purges_old_idempotency_records(in_alpha: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from licensing.maintenance import licensing_sweep
+    from licensing.models import IdempotencyRecord
+
+    old = IdempotencyRecord.objects.create(key="old", thumbprint="t", status_code=201, body={})
+    IdempotencyRecord.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
+    IdempotencyRecord.objects.create(key="new", thumbprint="t", status_code=201, body={})
+    assert licensing_sweep()["idempotency_purged"] == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+def test_sweep_retires_key_after_window(in_alpha: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from licensing.maintenance import licensing_sweep
+    from licensing.signing import tenant_key_active, tenant_key_rotate
+
+    old = tenant_key_active()
+    tenant_key_rotate(reason="scheduled")
+    assert licensing_sweep()["keys_retired"] == 0
+    SigningKey.objects.filter(pk=old.pk).update(verify_until=timezone.now() - timedelta(seconds=1))
+    assert licensing_sweep()["keys_retired"] == 1
+    assert SigningKey.objects.get(pk=old.pk).state == KeyState.RETIRED

@@ -7,9 +7,9 @@ runs inside the caller's transaction, first checks that every base object
 still has those values (`base_check`), then makes the change.
 
 Licensing offers no service to extend a term, change a seat count or change
-a policy's entitlements, so those writes are here: they lock the row, save
-with `update_fields` and an explicit history user, record the decision and
-publish the product's manifest in the caller's transaction. New grants,
+a policy's entitlements, so those writes are here. Each locks the row, saves
+with `update_fields` and an explicit history user, records the decision and
+publishes the product's manifest in the caller's transaction. New grants,
 grant revocations and overlay releases call the owning app's service.
 """
 
@@ -50,7 +50,7 @@ class Prepared:
 
 @dataclass
 class Applied:
-    """What applying produced: ids for the request's result, and a one-time license key."""
+    """The outcome of applying: ids for the request's result, and a one-time license key."""
 
     result: dict[str, Any]
     license_key: str | None = field(default=None, repr=False)

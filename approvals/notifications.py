@@ -50,27 +50,27 @@ def _recipients(request: ChangeRequest, audience: str) -> list[str]:
     return [email] if email else []
 
 
-def request_notify(request: ChangeRequest, what: str) -> int:
-    """Send the `what` message about a request to its audience; return the number of e-mails."""
-    audience = AUDIENCES[what]
+def request_notify(request: ChangeRequest, event: str) -> int:
+    """Send the `event` message about a request to its audience; return the number of e-mails."""
+    audience = AUDIENCES[event]
     recipients = _recipients(request, audience)
     if not recipients:
         logger.warning(
-            "change_request.notify_skipped request=%s what=%s reason=no_recipients",
+            "change_request.notify_skipped request=%s event=%s reason=no_recipients",
             request.pk,
-            what,
+            event,
         )
         return 0
     context = {
         "request": request,
-        "what": what,
+        "event": event,
         "url": request_admin_url(request),
         "tenant": current_tenant_slug(),
     }
     subject = render_to_string("approvals/email/subject.txt", context).strip()
-    body = render_to_string(f"approvals/email/{what}.txt", context)
+    body = render_to_string(f"approvals/email/{event}.txt", context)
     sent = send_mass_mail(
         [(subject, body, settings.DEFAULT_FROM_EMAIL, [address]) for address in recipients]
     )
-    logger.info("change_request.notified request=%s what=%s emails=%d", request.pk, what, sent)
+    logger.info("change_request.notified request=%s event=%s emails=%d", request.pk, event, sent)
     return sent

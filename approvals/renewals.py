@@ -1,10 +1,10 @@
 """Renewal automation: the renewal scan, grace and expiry transitions, and the what-if replay.
 
 The scan raises one renewal request per grant and term. A partial unique
-constraint on (grant, term_end, kind) for scan-raised requests makes that
-hold however often the scan runs and however many processes run it at once:
-a concurrent insert of the same key waits for the first one's commit, fails
-on the constraint, and the scan then reads the winner's row.
+constraint on (grant, term_end, kind) for scan-raised requests keeps it at
+one however often the scan runs and however many processes run it at once.
+A concurrent insert of the same key waits for the first one's commit and
+then fails on the constraint, so the later scan skips that grant.
 
 Due dates are the grant's `term_end` (grace starts) and `term_end` plus the
 policy's grace days (the grant expires); the sweep compares them with the
@@ -246,11 +246,11 @@ class WhatIfEvent:
 def renewals_whatif(*, days: int, now: datetime | None = None) -> list[WhatIfEvent]:
     """Replay the next `days` days and return what happens to each grant, changing nothing.
 
-    Under the current approvals: a renewal request that is approved and not
-    yet applied renews its term when it is due; every other term runs out,
-    enters its grace period at its end and expires when grace ends. Renewal
-    requests the scan would raise are listed, but nobody approves them in the
-    replay.
+    The replay keeps the current approvals. A renewal request that is approved
+    and not yet applied renews its term when it is due. Every other term runs
+    out, so the grant enters grace at the term end and expires when grace
+    ends. Renewal requests the scan would raise are listed, but nobody
+    approves them in the replay.
     """
     now = now or timezone.now()
     horizon = now + timedelta(days=days)

@@ -64,10 +64,10 @@ def _locked(request_id: int) -> ChangeRequest:
     return request
 
 
-def notify_on_commit(request_id: int, what: str) -> None:
+def notify_on_commit(request_id: int, event: str) -> None:
     from approvals.tasks import notify
 
-    notify.delay_on_commit(request_id, what)
+    notify.delay_on_commit(request_id, event)
 
 
 def apply_due_time(request: ChangeRequest, settings: ApprovalSettings, now: datetime) -> datetime:
@@ -89,10 +89,10 @@ def _check_schedule(schedule: str, apply_after: datetime | None) -> None:
         )
 
 
-def _require_reason(reason: str, what: str) -> str:
+def _require_reason(reason: str, action: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise DecisionReasonMissing(f"A reason is required to {what} a change request.")
+        raise DecisionReasonMissing(f"A reason is required to {action} a change request.")
     return reason
 
 
@@ -535,15 +535,15 @@ def changerequests_escalate(*, now: datetime | None = None) -> int:
             ).update(escalation_level=next_level, next_escalation_at=next_at, updated_at=now)
             if claimed != 1:
                 continue
-            what = "reminder" if next_level == 1 else "alert"
+            step = "reminder" if next_level == 1 else "alert"
             decision_record(
                 event="change_request.escalated",
-                outcome=what,
+                outcome=step,
                 actor=f"system:{APPLY_ACTOR}",
                 subject=str(pk),
                 data={"level": next_level},
             )
-            notify_on_commit(pk, what)
+            notify_on_commit(pk, step)
         sent += 1
     return sent
 

@@ -59,10 +59,10 @@ def apply(request_id: int, user_id: int | None) -> str:
 
 
 @shared_task(name="approvals.notify", time_limit=120, soft_time_limit=100)
-def notify(request_id: int, what: str) -> int:
+def notify(request_id: int, event: str) -> int:
     """E-mail the audience of a request event; a missing request is logged and skipped."""
     request = ChangeRequest.objects.select_related("requester").filter(pk=request_id).first()
     if request is None:
         logger.warning("change_request.notify_missing request=%s", request_id)
         return 0
-    return request_notify(request, what)
+    return request_notify(request, event)

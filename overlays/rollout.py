@@ -3,8 +3,8 @@
 Every device has a stable bucket from 0 to 9,999: the first eight bytes of
 the SHA-256 of its id, as an unsigned big-endian integer, modulo 10,000. A
 step that reaches `percent` of the fleet includes exactly the buckets below
-`percent * 100`, so a device keeps its bucket across requests, processes and
-releases, and raising a step from 10 % to 50 % keeps every device of the
+`percent * 100`. A device keeps its bucket across requests, processes and
+releases, so raising a step from 10 % to 50 % keeps every device of the
 first 10 % and adds more.
 
 A step may also name device groups (rings), such as a `canary` group of IT

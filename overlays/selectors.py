@@ -21,9 +21,9 @@ from portal.tenants.models import Tenant
 def tenant_facts(product_code: str) -> TenantFacts:
     """Return the entitlements and regions that gate the tenant's overlay values.
 
-    The regions are those the manifest lists for the product (the union of
-    its policies' allowed regions); when no policy restricts regions, the
-    tenant's data-residency region applies.
+    The regions are those the manifest lists for the product, which is the
+    union of its policies' allowed regions. When no policy restricts regions,
+    the tenant's data-residency region applies.
     """
     regions = {
         region
@@ -159,9 +159,9 @@ def release_for_device(
     """Return the release a device should run, or None when none reaches it yet.
 
     A device gets the current release when the current release's rollout
-    reaches it, or when it was already served a release newer than the
-    current release's base (so its release number never goes down);
-    otherwise it keeps the base release.
+    reaches it. It also gets it when it was already served a release newer
+    than the current release's base, so its release number never goes down.
+    Otherwise it keeps the base release.
     """
     current = head_current(product_code)
     if current is None:

@@ -1,9 +1,9 @@
 """Writes of overlay state: drafts, releases, rollbacks, rollouts and apply reports.
 
 Every publish and rollback locks the product's `ReleaseHead` row for the
-rest of its transaction, so two of them never interleave: the second waits,
-then finds the head moved and fails with `release_conflict` (or, for
-identical content, returns the release the first one created).
+rest of its transaction, so two of them never interleave. The second one
+waits, then finds that the head moved and fails with `release_conflict`.
+For identical content it returns the release the first one created.
 """
 
 import logging
@@ -226,7 +226,7 @@ def _manifest_republish(product_code: str, number: int, acting_user: Any) -> Non
             acting_user=acting_user,
         )
     except Exception:
-        # The release stands; the next manifest publish or refresh carries the pointer.
+        # The release is committed; the next manifest publish carries the pointer.
         logger.exception(
             "overlay.manifest_publish_failed product=%s release=%d", product_code, number
         )

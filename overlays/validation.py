@@ -21,8 +21,8 @@ Three checks run before anything is published:
    layer, in keys and values at any depth: private key blocks, known
    credential prefixes and high-entropy tokens.
 
-No error message repeats a value found in a field marked `x-secret` or
-flagged by the scan, so validation output never leaks a secret.
+An error at a field marked `x-secret`, or about a value that contains a
+string the scan flags, shows no value. Other messages may quote the value.
 """
 
 import contextvars

@@ -82,7 +82,7 @@ def _restore(snapshot: SandboxSnapshot) -> None:
         source_id = fields.pop("id")
         policy_ids[source_id] = Policy.objects.create(**fields)
     for row in snapshot.grants:
-        # A fresh key that nobody ever sees: the grant carries entitlements, not access.
+        # A fresh key that is never shown, because the copy carries entitlements, not access.
         unusable_key = license_key_generate()
         LicenseGrant.objects.create(
             policy=policy_ids[row["policy_id"]],

@@ -47,7 +47,7 @@ WHERE f.severity = 'critical' AND f.state = 'open'
         AND other.alerted_at >= %(cutoff)s
   )
 RETURNING id
-"""
+"""  # noqa: S608  # table names from model metadata; values are bound parameters
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _listing(findings: list[Finding]) -> str:
 
 
 def findings_alert_critical(*, now: dt.datetime | None = None) -> AlertResult:
-    """E-mail the tenant's admins about critical findings due for an alert, then call the webhook."""
+    """E-mail the admins about critical findings due for an alert, then post the webhook."""
     now = now or timezone.now()
     health = health_settings_get()
     cutoff = now - dt.timedelta(hours=health.alert_repeat_hours)
@@ -117,7 +117,9 @@ def findings_alert_critical(*, now: dt.datetime | None = None) -> AlertResult:
         len(recipients),
         webhook_status,
     )
-    return AlertResult(findings=len(findings), emailed=len(recipients), webhook_status=webhook_status)
+    return AlertResult(
+        findings=len(findings), emailed=len(recipients), webhook_status=webhook_status
+    )
 
 
 def alert_claims(findings: list[Finding], *, slug: str, now: dt.datetime) -> dict[str, object]:
@@ -177,7 +179,7 @@ _CLAIM_DIGEST = f"""
 UPDATE {Finding._meta.db_table} SET digested_at = %(now)s
 WHERE severity = 'warning' AND digested_at IS NULL
 RETURNING id
-"""
+"""  # noqa: S608  # table names from model metadata; values are bound parameters
 
 
 def findings_digest(*, now: dt.datetime | None = None) -> int:

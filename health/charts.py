@@ -42,7 +42,9 @@ def svg_render(chart: pygal.graph.graph.Graph) -> SafeString:
 def seat_utilisation(series: dict[str, Sequence[tuple[dt.date, int, int]]]) -> SafeString:
     """Line chart of active seats per grant over time, one line per grant."""
     days = sorted({day for points in series.values() for day, _, _ in points})
-    chart = pygal.Line(**chart_options("Active seats per grant", x_label_rotation=30, show_dots=True))
+    chart = pygal.Line(
+        **chart_options("Active seats per grant", x_label_rotation=30, show_dots=True)
+    )
     chart.x_labels = [day.isoformat() for day in days]
     for label, points in series.items():
         by_day = {day: active for day, active, _ in points}
@@ -69,7 +71,9 @@ def version_spread(versions: Sequence[tuple[str, int]]) -> SafeString:
 
 def rollout_progress(rows: Sequence[dict[str, object]]) -> SafeString:
     """Horizontal bars of the share of devices on each product's current overlay release."""
-    chart = pygal.HorizontalBar(**chart_options("Devices on the current overlay release (%)", range=(0, 100)))
+    chart = pygal.HorizontalBar(
+        **chart_options("Devices on the current overlay release (%)", range=(0, 100))
+    )
     for row in rows:
         chart.add(f"{row['product']} release {row['release']}", [row["percent"]])
     return svg_render(chart)

@@ -88,10 +88,12 @@ ON CONFLICT (device_id, product_code) DO UPDATE SET
     apply_code = CASE WHEN EXCLUDED.apply_release IS NULL THEN s.apply_code
                       ELSE EXCLUDED.apply_code END,
     checked_in_at = EXCLUDED.checked_in_at
-"""
+"""  # noqa: S608  # table names from model metadata; values are bound parameters
 
 
-def checkin_record(*, device: Device, report: CheckInReport, now: dt.datetime | None = None) -> None:
+def checkin_record(
+    *, device: Device, report: CheckInReport, now: dt.datetime | None = None
+) -> None:
     """Store a device's check-in and pass its overlay apply results to the overlays app.
 
     1. Upsert the device's latest state and append the raw check-in, in one transaction.
@@ -123,8 +125,8 @@ def checkin_record(*, device: Device, report: CheckInReport, now: dt.datetime | 
                     last_apply[0] if last_apply else None,
                     last_apply[1] if last_apply else None,
                     last_apply[2] if last_apply else "",
-                ]
-                + [now],
+                    now,
+                ],
             )
         CheckIn.objects.create(
             device_id=device.pk,
@@ -188,7 +190,7 @@ ON CONFLICT (day, product_code) DO UPDATE SET
     apply_failures = EXCLUDED.apply_failures,
     validation_ms_avg = EXCLUDED.validation_ms_avg,
     startup_ms_avg = EXCLUDED.startup_ms_avg
-"""
+"""  # noqa: S608  # table names from model metadata; values are bound parameters
 
 
 def checkins_roll_up(*, now: dt.datetime | None = None, days_back: int = 2) -> int:
@@ -227,7 +229,7 @@ WHERE g.status = 'active'
 GROUP BY g.id, g.seat_count
 ON CONFLICT (day, grant_id) DO UPDATE SET
     seats_active = EXCLUDED.seats_active, seat_count = EXCLUDED.seat_count
-"""
+"""  # noqa: S608  # table names from model metadata; values are bound parameters
 
 
 def seat_usage_snapshot(*, now: dt.datetime | None = None) -> int:

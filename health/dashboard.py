@@ -64,7 +64,9 @@ def platform_rows(*, sort: str = "risk") -> list[dict[str, Any]]:
     for tenant in tenants:
         with schema_context(tenant.schema_name):
             risk = tenant_risk()
-        rows.append({"slug": tenant.slug, "name": tenant.display_name, "status": tenant.status, **risk})
+        rows.append(
+            {"slug": tenant.slug, "name": tenant.display_name, "status": tenant.status, **risk}
+        )
     connection.set_schema_to_public()
     rows.sort(key=PLATFORM_SORTS.get(sort, PLATFORM_SORTS["risk"]))
     return rows

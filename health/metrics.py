@@ -199,14 +199,16 @@ class KeyplaneCollector:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Render the metrics; needs `Authorization: Bearer <KEYPLANE_METRICS_TOKEN>` when that is set."""
+    """Render the metrics; with KEYPLANE_METRICS_TOKEN set, require it as a bearer token."""
     token = getattr(settings, "KEYPLANE_METRICS_TOKEN", "")
     if token:
         import hmac
 
         sent = request.headers.get("Authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-            return HttpResponse("metrics need a bearer token\n", status=401, content_type="text/plain")
+            return HttpResponse(
+                "metrics need a bearer token\n", status=401, content_type="text/plain"
+            )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(KeyplaneCollector())  # type: ignore[arg-type]  # duck-typed collector
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -35,16 +35,18 @@ class HealthSettings(models.Model):
     )
     stale_after_hours = models.PositiveIntegerField(
         default=24,
-        help_text="Hours a device may stay on an older manifest or overlay release after a new one.",
+        help_text="Hours a device may run an older manifest or overlay release after a new one.",
     )
     alert_webhook_url = models.URLField(
-        blank=True, help_text="HTTPS endpoint that receives critical alerts signed with the tenant key."
+        blank=True,
+        help_text="HTTPS endpoint that receives critical alerts signed with the tenant key.",
     )
     alert_repeat_hours = models.PositiveIntegerField(
         default=24, help_text="Hours before an alert for the same open finding is sent again."
     )
     checkin_retention_days = models.PositiveIntegerField(
-        default=7, help_text="Days raw check-ins are kept after they were rolled up into daily totals."
+        default=7,
+        help_text="Days raw check-ins are kept after they were rolled up into daily totals.",
     )
 
     last_digest_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -57,7 +59,9 @@ class HealthSettings(models.Model):
             models.CheckConstraint(
                 condition=Q(silent_after_hours__gte=1) & Q(alert_repeat_hours__gte=1),
                 name="health_settings_hours_positive",
-                violation_error_message="silent_after_hours and alert_repeat_hours must be at least 1.",
+                violation_error_message=(
+                    "silent_after_hours and alert_repeat_hours must be at least 1."
+                ),
             )
         ]
 
@@ -91,7 +95,9 @@ class DeviceState(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"device {self.device_id} on {self.product_code} at {self.checked_in_at:%Y-%m-%d %H:%M}"
+        return (
+            f"device {self.device_id} on {self.product_code} at {self.checked_in_at:%Y-%m-%d %H:%M}"
+        )
 
 
 class CheckIn(models.Model):

@@ -22,7 +22,10 @@ def findings_unresolved() -> QuerySet[Finding]:
 def findings_by_severity() -> dict[str, int]:
     """Count unresolved findings per severity, with every severity present."""
     counts = dict(
-        findings_unresolved().values("severity").annotate(n=Count("id")).values_list("severity", "n")
+        findings_unresolved()
+        .values("severity")
+        .annotate(n=Count("id"))
+        .values_list("severity", "n")
     )
     return {severity: counts.get(severity, 0) for severity in Finding.Severity.values}
 
@@ -37,7 +40,9 @@ class GrantHealth:
 
     @property
     def utilisation_percent(self) -> int:
-        return round(100 * self.seats_active / self.grant.seat_count) if self.grant.seat_count else 0
+        return (
+            round(100 * self.seats_active / self.grant.seat_count) if self.grant.seat_count else 0
+        )
 
 
 def grants_health(*, now: dt.datetime | None = None) -> list[GrantHealth]:
@@ -165,5 +170,9 @@ def tenant_risk(*, now: dt.datetime | None = None) -> dict[str, Any]:
 
 def decisions_spread() -> Counter[str]:
     return Counter(
-        dict(DeviceState.objects.values("decision").annotate(n=Count("id")).values_list("decision", "n"))
+        dict(
+            DeviceState.objects.values("decision")
+            .annotate(n=Count("id"))
+            .values_list("decision", "n")
+        )
     )

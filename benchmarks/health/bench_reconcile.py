@@ -105,7 +105,7 @@ def build_fleet(size: int) -> None:
             )
         cursor.execute(
             "INSERT INTO licensing_device (public_jwk, thumbprint, name, platform, first_seen, "
-            "last_seen, status) SELECT '{\"kty\": \"OKP\"}'::jsonb, "
+            'last_seen, status) SELECT \'{"kty": "OKP"}\'::jsonb, '
             "md5(i::text) || md5((i + 1)::text), 'bench-' || i, 'linux', "
             "now() - interval '30 days', "
             "CASE WHEN i %% 100 = 0 THEN now() - interval '5 days' ELSE now() END, 'active' "
@@ -189,12 +189,13 @@ def main() -> None:
             steadies.append(_run("--measure", "reconcile"))
         floor = statistics.median(r["seconds"] for r in floors)
         steady = statistics.median(r["seconds"] for r in steadies)
+        reconcile_peak = max(r["peak_mib"] for r in [first, *steadies])
         print(
             f"devices={size} build={build_seconds:.1f}s "
             f"floor={floor:.3f}s first={first['seconds']:.3f}s steady={steady:.3f}s "
             f"ratio_steady={steady / floor:.2f} ratio_first={first['seconds'] / floor:.2f} "
             f"peak_rss_floor={max(r['peak_mib'] for r in floors):.0f}MiB "
-            f"peak_rss_reconcile={max([first['peak_mib']] + [r['peak_mib'] for r in steadies]):.0f}MiB"
+            f"peak_rss_reconcile={reconcile_peak:.0f}MiB"
         )
 
 

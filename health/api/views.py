@@ -70,7 +70,9 @@ class FindingPermission(BasePermission):
         user = request.user
         if user is None or not user.is_authenticated:
             return False
-        needed = "health.view_finding" if request.method in ("GET", "HEAD") else "health.change_finding"
+        needed = (
+            "health.view_finding" if request.method in ("GET", "HEAD") else "health.change_finding"
+        )
         return bool(user.has_perm(needed))
 
 

@@ -100,7 +100,7 @@ def test_alert_acknowledged_finding_not_repeated(fleet: Fleet) -> None:
 class _Receiver(BaseHTTPRequestHandler):
     received: list[dict[str, Any]] = []
 
-    def do_POST(self) -> None:  # noqa: N802  # http.server's method name
+    def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         self.received.append(
             {"body": json.loads(self.rfile.read(length)), "type": self.headers["Content-Type"]}

@@ -84,7 +84,9 @@ def test_checkin_unknown_field_rejected(enrolled: tuple[ClientApi, DeviceKey, De
     assert not DeviceState.objects.filter(device=device).exists()
 
 
-def test_checkin_nested_unknown_field_rejected(enrolled: tuple[ClientApi, DeviceKey, Device]) -> None:
+def test_checkin_nested_unknown_field_rejected(
+    enrolled: tuple[ClientApi, DeviceKey, Device],
+) -> None:
     api, key, _ = enrolled
 
     body = _body(decision={"state": "valid", "reason": "ok", "hostname": "pc-17"})
@@ -151,7 +153,9 @@ def test_checkin_revoked_device_still_recorded(
     api, key, device = enrolled
     device_revoke(device_id=device.pk, reason="lost", acting_user=None)
 
-    response = api.post("checkin", _body(decision={"state": "revoked", "reason": "device_revoked"}), key=key)
+    response = api.post(
+        "checkin", _body(decision={"state": "revoked", "reason": "device_revoked"}), key=key
+    )
 
     assert response.status_code == 202
     assert DeviceState.objects.get(device=device).decision == "revoked"

@@ -40,7 +40,9 @@ def test_metrics_refusals_by_reason(in_alpha: Any) -> None:
 
     text = _scrape()
 
-    assert 'keyplane_activations_refused_total{reason="seat_limit_reached",tenant="alpha"} 2.0' in text
+    assert (
+        'keyplane_activations_refused_total{reason="seat_limit_reached",tenant="alpha"} 2.0' in text
+    )
     assert 'keyplane_tokens_issued_total{endpoint="activate",tenant="alpha"}' not in text
 
 

@@ -61,6 +61,7 @@ OverlayCallback = Callable[[Overlay | None, Overlay | None], None]
 # so a fleet issued at the same moment does not refresh in the same second.
 REFRESH_AT_LIFETIME = 0.6
 REFRESH_JITTER = 0.1
+MIN_REFRESH_DELAY = 30.0
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_MAX_SECONDS = 3600.0
 # Persist the last-check clock reading at most this often; the high-water
@@ -465,7 +466,9 @@ class Client:
             return
         lifetime = max(0, self.license.expires_at - self.license.issued_at)
         share = REFRESH_AT_LIFETIME - self._rng.uniform(0, REFRESH_JITTER)
-        self._next_refresh_at = self.license.issued_at + lifetime * share
+        # A token with a very short lifetime must not make the refresher spin.
+        earliest = self._clock() + MIN_REFRESH_DELAY
+        self._next_refresh_at = max(self.license.issued_at + lifetime * share, earliest)
 
     def _record_failure(self, exc: KeyplaneClientError) -> None:
         with self._lock:

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from keyplane_client import Client, KeyplaneClientError, RootKeys, ServerError
 
@@ -33,6 +33,14 @@ PLATFORMS = ("windows-11", "macos-14", "ubuntu-24.04")
 # A rate-limited request is retried after the server's Retry-After, this many times at most.
 MAX_RATE_LIMIT_RETRIES = 5
 MAX_RETRY_WAIT_SECONDS = 10.0
+
+
+class Writer(Protocol):
+    """Where progress goes: a text stream or a management command's output wrapper."""
+
+    def write(self, text: str) -> Any: ...
+
+    def flush(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ def fleet_plan(
     while len(assignment) < devices:
         assignment.append(len(assignment) % len(grants))
     assignment = assignment[:devices]
-    random.Random(seed).shuffle(assignment)
+    random.Random(seed).shuffle(assignment)  # noqa: S311 - a reproducible plan, not a secret
 
     specs = []
     for index, grant_number in enumerate(assignment):
@@ -186,13 +194,14 @@ def device_cycle(spec: DeviceSpec) -> DeviceResult:
         result.code = error.reason
         result.errors.append(f"{result.action}: {error.reason}")
 
-    # 2. Fetch the manifest and the overlay release; both may be unchanged (304).
+    # 2. Fetch the manifest and, while licensed, the overlay release; both may be unchanged (304).
     if client.license is not None:
         try:
             _with_rate_limit_retry(client.fetch_manifest)
         except KeyplaneClientError as error:
             result.errors.append(f"manifest: {error.reason}")
-        if client.manifest is not None and client.manifest.overlay is not None:
+        manifest = client.manifest
+        if manifest is not None and manifest.overlay is not None and client.decision().licensed:
             try:
                 _with_rate_limit_retry(client.fetch_overlay)
             except KeyplaneClientError as error:
@@ -233,10 +242,11 @@ def fleet_run(
 ) -> list[DeviceResult]:
     """Run one cycle of every device over `processes` worker processes.
 
-    Workers are forked, so the caller must close its database connections
-    first; they share nothing with the parent but the arguments.
+    Workers are spawned, not forked: the caller may run threads (Celery's
+    control connection, the previous pool's handlers), and a fork can copy
+    a lock one of them holds, leaving the child stuck on it for good.
     """
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")
     results: list[DeviceResult] = []
     with context.Pool(
         processes=max(1, processes), initializer=_worker_init, initargs=(server, tenant, root_jwks)

@@ -1,33 +1,12 @@
-"""The demo's calls into the other apps' public services, in one place.
+"""The demo's calls into other apps' public services and selectors, in one place.
 
-Each function calls one service of the app that owns the change (approvals,
-health, audit, access). When that service is missing, the function raises
-`StepUnavailable` naming it, and the orchestrator reports the step as
-skipped, which makes `make demo` fail: the demo never imitates a missing
-feature.
+Each function calls the service of the app that owns the change (access,
+approvals) or reads through its models (health, audit), so the scenario
+itself stays a readable list of steps.
 """
 
-import importlib
-from collections.abc import Callable
+import time
 from typing import Any
-
-
-class StepUnavailable(Exception):
-    """Raised when a service the demo needs is not provided by its app."""
-
-
-def _service(module_name: str, *names: str) -> Callable[..., Any]:
-    """Return the first of `names` that `module_name` defines; raise StepUnavailable otherwise."""
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise StepUnavailable(f"{module_name} cannot be imported ({error})") from error
-    for name in names:
-        function = getattr(module, name, None)
-        if callable(function):
-            return function  # type: ignore[no-any-return]
-    raise StepUnavailable(f"{module_name} has no {' or '.join(names)}")
-
 
 # --- admin API tokens (access) ---------------------------------------------------
 
@@ -55,49 +34,48 @@ def api_token_valid(token: str) -> bool:
 def change_request_raise(
     *, kind: str, grant: Any, payload: dict[str, Any], reason: str, requester: Any
 ) -> Any:
-    raise_request = _service("approvals.services", "change_request_raise", "change_request_create")
-    return raise_request(
-        kind=kind, grant_id=grant.pk, payload=payload, reason=reason, acting_user=requester
+    from approvals.services import changerequest_create
+
+    return changerequest_create(
+        kind=kind, payload={"grant": grant.pk, **payload}, reason=reason, acting_user=requester
     )
 
 
 def change_request_approve(*, change_request: Any, approver: Any, reason: str) -> Any:
-    approve = _service("approvals.services", "change_request_approve")
-    return approve(change_request_id=change_request.pk, acting_user=approver, reason=reason)
+    from approvals.services import changerequest_approve
+
+    return changerequest_approve(request_id=change_request.pk, acting_user=approver, reason=reason)
 
 
-def change_request_state(change_request: Any) -> str:
+def change_request_wait_applied(change_request: Any, *, timeout: float = 60.0) -> str:
+    """Wait for the Celery worker to apply an approved request; return its final state."""
     from approvals.models import ChangeRequest
 
-    return str(ChangeRequest.objects.get(pk=change_request.pk).state)
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        state = str(ChangeRequest.objects.get(pk=change_request.pk).state)
+        if state not in (ChangeRequest.State.PENDING, ChangeRequest.State.APPROVED):
+            return state
+        time.sleep(0.25)
+    return state
 
 
 # --- health ---------------------------------------------------------------------
 
 
-def reconcile_now() -> Any:
-    """Run reconciliation of check-ins against the device catalog in the current tenant."""
-    reconcile = _service("health.services", "reconcile", "reconciliation_run", "tenant_reconcile")
-    return reconcile()
-
-
 def findings_by_severity() -> dict[str, int]:
-    """Count the tenant's open health and overlay findings by severity."""
-    from django.apps import apps
+    """Count the current tenant's unresolved health findings by severity."""
     from django.db.models import Count
 
-    counts: dict[str, int] = {}
-    for label in ("health.Finding", "overlays.OverlayFinding"):
-        try:
-            model = apps.get_model(label)
-        except LookupError:
-            continue
-        if not any(field.name == "severity" for field in model._meta.get_fields()):
-            continue
-        rows = model.objects.values("severity").annotate(total=Count("id"))
-        for row in rows:
-            counts[str(row["severity"])] = counts.get(str(row["severity"]), 0) + row["total"]
-    return dict(sorted(counts.items()))
+    from health.models import Finding
+
+    rows = (
+        Finding.objects.exclude(state=Finding.State.RESOLVED)
+        .values("severity")
+        .annotate(total=Count("id"))
+    )
+    return {str(row["severity"]): int(row["total"]) for row in rows.order_by("severity")}
 
 
 # --- audit ----------------------------------------------------------------------

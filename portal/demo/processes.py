@@ -58,7 +58,7 @@ class DemoProcesses:
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("wb") as log:
-            process = subprocess.Popen(
+            process = subprocess.Popen(  # noqa: S603 - fixed commands built in this module
                 command,
                 env=self.environment,
                 stdout=log,

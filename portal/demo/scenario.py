@@ -1,7 +1,7 @@
 """The `make demo` scenario: seed, start the processes, run the fleet through every change.
 
-Steps, in order; each records a `StepResult`, and any failed or skipped
-step makes the run fail:
+Steps, in order; each records a `StepResult`, and any failed step makes
+the run fail:
 
 1. Reset and seed the demo tenants (`demo_seed`).
 2. Start gunicorn, a Celery worker and Celery beat.
@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -33,9 +33,8 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from portal.demo import data, integration
-from portal.demo.fleet import DeviceResult, FleetGrant
-from portal.demo.integration import StepUnavailable
-from portal.demo.seed import SeedResult, SeededTenant, demo_seed, demo_tenants_reset
+from portal.demo.fleet import DeviceResult, FleetGrant, Writer
+from portal.demo.seed import SeededTenant, SeedResult, demo_seed, demo_tenants_reset
 from portal.demo.state import Credentials, demo_file_path, private_json_write
 from portal.tenants.models import Tenant
 
@@ -43,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 # Share of devices a staged release reaches first; the issue's "10% ring".
 RING_PERCENT = 10
+# Tasks the demo sends to the worker after the fleet cycles, in each tenant:
+# reconciliation of check-ins against the device catalog and a signed
+# checkpoint of the decision log.
+CELERY_TASKS = ("health.reconcile", "audit.checkpoint")
 # Seats the approved seat increase adds to each tenant's over-subscribed grant.
 SEAT_INCREASE = 20
 
@@ -50,7 +53,7 @@ SEAT_INCREASE = 20
 @dataclass
 class StepResult:
     name: str
-    status: str  # "ok", "failed" or "skipped"
+    status: str  # "ok" or "failed"
     detail: str = ""
 
 
@@ -89,7 +92,7 @@ class Scenario:
 
     port: int
     processes_per_tenant: int = 4
-    out: TextIO = sys.stdout
+    out: Writer = field(default_factory=lambda: sys.stdout)
     state_root: Path = field(default_factory=lambda: Path(settings.STATE_DIR) / "fleet")
     steps: list[StepResult] = field(default_factory=list)
     tenants: list[TenantRun] = field(default_factory=list)
@@ -105,20 +108,18 @@ class Scenario:
         self.out.flush()
 
     def step(self, name: str, action: Callable[[], str]) -> bool:
-        """Run one step; record ok, failed (with the error) or skipped (missing service)."""
+        """Run one step and record it as ok or failed (with the error)."""
         self.say(f"- {name} ...")
         started = time.monotonic()
         try:
             detail = action()
             result = StepResult(name, "ok", detail)
-        except StepUnavailable as error:
-            result = StepResult(name, "skipped", str(error))
         except Exception as error:
             logger.exception("demo.step_failed step=%s", name)
             result = StepResult(name, "failed", f"{type(error).__name__}: {error}")
         self.steps.append(result)
         elapsed = time.monotonic() - started
-        label = {"ok": "ok", "failed": "FAILED", "skipped": "skipped"}[result.status]
+        label = "ok" if result.status == "ok" else "FAILED"
         self.say(f"  {label} ({elapsed:.1f} s){': ' + result.detail if result.detail else ''}")
         return result.status == "ok"
 
@@ -131,8 +132,6 @@ class Scenario:
             self._fleet_state_clear()
         self.seed = demo_seed(credentials=credentials)
         self.tenants = [TenantRun(seeded=seeded) for seeded in self.seed.tenants]
-        for reason in self.seed.skipped:
-            self.steps.append(StepResult("seed: " + reason.split(":", 1)[0], "skipped", reason))
         grants = sum(len(run.seeded.grants) for run in self.tenants)
         return f"{len(self.tenants)} tenants, {grants} grants, operator {self.seed.operator}"
 
@@ -233,7 +232,9 @@ class Scenario:
             lines.append(f"{run.slug}: release {published.release.number} to {RING_PERCENT}%")
         return ", ".join(lines)
 
-    def _approve(self, run: TenantRun, *, kind: str, grant_label: str, payload: dict[str, Any], reason: str) -> str:
+    def _approve(
+        self, run: TenantRun, *, kind: str, grant_label: str, payload: dict[str, Any], reason: str
+    ) -> str:
         from licensing.models import LicenseGrant
 
         grant_id = next(g["id"] for g in run.seeded.grants if g["label"] == grant_label)
@@ -251,11 +252,15 @@ class Scenario:
                 approver=self._user(run, "approver"),
                 reason="demo: budget confirmed",
             )
-            state = integration.change_request_state(request)
+            # The worker applies approved requests; wait for it, as a user would.
+            state = integration.change_request_wait_applied(request)
             grant.refresh_from_db()
         if state != "applied":
             raise AssertionError(f"{run.slug}: {kind} request {request.pk} is {state}, not applied")
-        return f"{run.slug}: {kind} of grant {grant.pk} applied (seats {grant.seat_count}, ends {grant.term_end:%Y-%m-%d})"
+        return (
+            f"{run.slug}: {kind} of grant {grant.pk} applied "
+            f"(seats {grant.seat_count}, ends {grant.term_end:%Y-%m-%d})"
+        )
 
     def seat_increase(self) -> str:
         lines = []
@@ -300,6 +305,11 @@ class Scenario:
         if run.cycles[-1]["decisions"].get("grace"):
             problems.append(f"{run.slug}: devices still in grace after the renewal")
         for tenant_run in self.tenants:
+            if tenant_run.cycles[-1]["errors"]:
+                problems.append(
+                    f"{tenant_run.slug}: client errors {tenant_run.cycles[-1]['errors']}"
+                )
+        for tenant_run in self.tenants:
             releases = tenant_run.cycles[-1]["overlay_releases"]
             newest = max((int(k) for k in releases if k != "None"), default=0)
             on_newest = releases.get(str(newest), 0)
@@ -333,31 +343,32 @@ class Scenario:
             releases = run.cycles[-1]["overlay_releases"]
             present = {k: v for k, v in releases.items() if k != "None"}
             if len(present) != 1:
-                problems.append(f"{run.slug}: devices on several releases after promotion: {present}")
+                problems.append(
+                    f"{run.slug}: devices on several releases after promotion: {present}"
+                )
+            if run.cycles[-1]["errors"]:
+                problems.append(f"{run.slug}: client errors {run.cycles[-1]['errors']}")
             run.overlay_releases = present
         if problems:
             raise AssertionError("; ".join(problems))
-        return ", ".join(f"{run.slug}: all on release {next(iter(run.overlay_releases))}" for run in self.tenants)
+        return ", ".join(
+            f"{run.slug}: all on release {next(iter(run.overlay_releases))}" for run in self.tenants
+        )
 
     # --- step 7: background work, findings, audit -------------------------------
 
     def celery_round(self) -> str:
-        """Send each tenant's reconciliation and audit checkpoint through the worker."""
+        """Run each tenant's reconciliation and an audit checkpoint on the Celery worker."""
         from portal.celery import app
 
-        names = ["audit.checkpoint"]
-        if "health.reconcile" in app.tasks or _task_registered("health.reconcile"):
-            names.insert(0, "health.reconcile")
         lines = []
         for run in self.tenants:
             with schema_context(self._schema(run)):
-                pending = [app.send_task(name) for name in names]
-            for name, result in zip(names, pending, strict=True):
-                result.get(timeout=120, disable_sync_subtasks=False)
-                lines.append(f"{run.slug}: {name} done")
-        if "health.reconcile" not in names:
-            raise StepUnavailable("the health app registers no health.reconcile task")
-        return ", ".join(lines)
+                pending = {name: app.send_task(name) for name in CELERY_TASKS}
+            for name, result in pending.items():
+                value = result.get(timeout=120)
+                lines.append(f"{run.slug}: {name} -> {value}")
+        return "; ".join(lines)
 
     def findings_and_audit(self) -> str:
         problems = []
@@ -369,7 +380,9 @@ class Scenario:
                 problems.append(f"{run.slug}: audit chain {run.audit}")
         if problems:
             raise AssertionError("; ".join(problems))
-        return ", ".join(f"{run.slug}: findings {run.findings}, audit {run.audit}" for run in self.tenants)
+        return ", ".join(
+            f"{run.slug}: findings {run.findings}, audit {run.audit}" for run in self.tenants
+        )
 
     # --- helpers ----------------------------------------------------------------
 
@@ -391,7 +404,11 @@ class Scenario:
                     "admin_password": credentials.password(run.seeded.admin_username),
                     "admin_api_token": run.seeded.api_token,
                     "users": [
-                        {"username": username, "role": role, "password": credentials.password(username)}
+                        {
+                            "username": username,
+                            "role": role,
+                            "password": credentials.password(username),
+                        }
                         for username, role in run.seeded.users.items()
                     ],
                     "grants": run.seeded.grants,
@@ -429,13 +446,6 @@ class Scenario:
         connections.close_all()
 
 
-def _task_registered(name: str) -> bool:
-    from portal.celery import app
-
-    app.loader.import_default_modules()
-    return name in app.tasks
-
-
 def format_summary(scenario: Scenario) -> str:
     """Render the end-of-run summary: fleet outcomes, findings, audit, then the steps."""
     lines = ["", "Summary", "======="]
@@ -461,7 +471,9 @@ def format_summary(scenario: Scenario) -> str:
     lines.append("")
     lines.append("Steps:")
     for step in scenario.steps:
-        lines.append(f"  [{step.status}] {step.name}{': ' + step.detail if step.status != 'ok' else ''}")
+        lines.append(
+            f"  [{step.status}] {step.name}{': ' + step.detail if step.status != 'ok' else ''}"
+        )
     return "\n".join(lines)
 
 

@@ -37,15 +37,12 @@ class SeededTenant:
     users: dict[str, str] = field(default_factory=dict)  # username -> role
     grants: list[dict[str, Any]] = field(default_factory=list)
     api_token: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class SeedResult:
     operator: str
     tenants: list[SeededTenant]
-    # Steps that could not run, each with its reason; the demo fails on any.
-    skipped: list[str] = field(default_factory=list)
 
 
 def _user_ensure(username: str, *, password: str, superuser: bool = False, **fields: Any) -> Any:
@@ -222,7 +219,7 @@ def _api_token_seed(seeded: SeededTenant, credentials: Credentials, user: Any) -
     return token
 
 
-def tenant_seed(spec: dict[str, Any], credentials: Credentials, result: SeedResult) -> SeededTenant:
+def tenant_seed(spec: dict[str, Any], credentials: Credentials) -> SeededTenant:
     """Seed one tenant: schema, users, policies, grants, groups, overlays, API token."""
     tenant, admin_username = _tenant_ensure(spec, credentials)
     seeded = SeededTenant(slug=tenant.slug, name=tenant.display_name, admin_username=admin_username)
@@ -254,7 +251,7 @@ def demo_seed(*, credentials: Credentials | None = None) -> SeedResult:
     result = SeedResult(operator=OPERATOR_USERNAME, tenants=[])
     try:
         for spec in data.TENANTS:
-            result.tenants.append(tenant_seed(spec, credentials, result))
+            result.tenants.append(tenant_seed(spec, credentials))
     finally:
         # Keys created before a failure must survive it: they are shown only once.
         credentials.save()

@@ -35,9 +35,5 @@ class Command(BaseCommand):
                 f"{grant['label']} ({grant['product']}, {grant['seats']} seats)"
                 for grant in tenant.grants
             )
-            self.stdout.write(
-                f"Tenant {tenant.slug}: {len(tenant.users)} users, grants: {grants}"
-            )
-        for reason in result.skipped:
-            self.stderr.write(f"skipped: {reason}")
+            self.stdout.write(f"Tenant {tenant.slug}: {len(tenant.users)} users, grants: {grants}")
         self.stdout.write(f"Credentials: {credentials_path()}")

@@ -4,15 +4,15 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
 
 from portal.demo.fleet import (
     DeviceResult,
     FleetGrant,
+    Writer,
     fleet_plan,
     fleet_run,
     fleet_summary,
@@ -25,7 +25,7 @@ from portal.demo.state import demo_file_path, demo_file_read
 class Progress:
     """Prints a progress line at most once a second and at the end."""
 
-    def __init__(self, *, tenant: str, total: int, stream: TextIO, enabled: bool = True) -> None:
+    def __init__(self, *, tenant: str, total: int, stream: Writer, enabled: bool = True) -> None:
         self.tenant = tenant
         self.total = total
         self.stream = stream
@@ -81,14 +81,14 @@ def fleet_simulate(
     devices: int,
     processes: int,
     state_root: Path,
-    progress: TextIO | None = sys.stderr,
+    progress: Writer | None = sys.stderr,
     seed: int = 7,
 ) -> tuple[dict[str, Any], list[DeviceResult]]:
     """Plan and run one fleet cycle; return the summary and the per-device results."""
-    specs = fleet_plan(tenant=tenant, grants=grants, devices=devices, state_root=state_root, seed=seed)
+    specs = fleet_plan(
+        tenant=tenant, grants=grants, devices=devices, state_root=state_root, seed=seed
+    )
     root_jwks = root_keys_fetch(server)
-    # The workers are forked: they must not inherit open database connections.
-    connections.close_all()
     reporter = Progress(
         tenant=tenant, total=len(specs), stream=progress or sys.stderr, enabled=progress is not None
     )

@@ -20,7 +20,7 @@ from keyplane_client import Client, Decision, KeyplaneClientError, Overlay, Root
 
 
 class Editor:
-    """Stands in for the application's UI: a document plus feature-dependent commands."""
+    """The application's UI in miniature: a document plus feature-dependent commands."""
 
     def __init__(self) -> None:
         self.document: list[str] = []

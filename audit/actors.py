@@ -56,7 +56,7 @@ def system_user(name: str) -> AbstractBaseUser:
     """Return the non-login user `system:<name>` in the current schema, creating it if needed.
 
     The user has an unusable password and is neither staff nor active, so it
-    can never sign in; it exists only so history rows name who acted.
+    can never sign in. It exists only so that history rows name who acted.
     """
     username = system_actor(name)
     user_model = get_user_model()

@@ -114,7 +114,7 @@ def register_key_set_provider(
     `provider()` returns a JWKS dict `{"keys": [...]}` with every key that may
     have signed a checkpoint (retired keys included). `certificates()`
     returns the `kp-key-cert+jwt` certificates of those keys signed by the
-    root key; the export bundle includes them so an auditor can tie the
+    root key. The export bundle includes them, so an auditor can tie the
     tenant keys to the root key.
     """
     global _key_set_provider, _certificate_provider
@@ -233,7 +233,7 @@ def verify_chain(
     `token`. `tenant` is the tenant slug that the checkpoints' `tid` must
     name. `head` is the stored chain head `(seq, hash)` when there is one.
     `start` is `(seq, hash)` of the entry just before the first one to check,
-    for a part of the chain such as an export; the caller must check that
+    for a part of the chain such as an export. The caller must check that
     the start is signed.
 
     1. Verify every checkpoint's signature and that its claims match its row.

@@ -13,8 +13,8 @@ Bundle layout (one folder):
 
 The entries exported run from just after the newest checkpoint before the
 period to the first checkpoint at or after its end, so both ends of the
-exported range are signed: an entry can be neither removed from nor added
-to the range without failing verification. Entry times use the exact text
+exported range are signed. An entry can then be neither removed from nor
+added to the range without failing verification. Entry times use the exact text
 that the hash covers.
 """
 
@@ -105,7 +105,7 @@ def _history_documents(since: dt.datetime, until: dt.datetime) -> list[dict[str,
 
 
 def _table_in_schema(table: str) -> bool:
-    """Whether `table` exists in the current schema itself (not through the public one)."""
+    """Return whether `table` exists in the current schema itself, not only in the public one."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
@@ -136,11 +136,13 @@ def _sha256(path: Path) -> str:
 
 
 def decision_log_export(*, since: dt.datetime, until: dt.datetime, out_dir: Path) -> Path:
-    """Write the current tenant's bundle for [since, until) into `out_dir`; return its manifest.
+    """Write the current tenant's bundle for [since, until) into `out_dir`.
 
-    1. Sign the chain head, so the newest entries are covered (skipped with a
-       warning when no signer is registered; the verifier then reports the
-       unsigned end).
+    Returns the path of the bundle's manifest.
+
+    1. Sign the chain head, so the newest entries are covered. Without a
+       registered signer this step is skipped with a warning, and the
+       verifier reports the unsigned end.
     2. Write the entries, checkpoints, history and keys.
     3. Copy the standalone verifier and write the manifest with file digests.
     """

@@ -1,7 +1,7 @@
 """The history-user rule shared by every history-tracked model.
 
 Pass `get_user=history_user` to `HistoricalRecords`, so a change with no
-explicit user is attributed to a named system user instead of nobody:
+explicit user is attributed to a named system user, never left empty:
 
     history = HistoricalRecords(get_user=history_user)
 

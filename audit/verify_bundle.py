@@ -9,7 +9,7 @@ Checks, in order:
 1. Every file listed in manifest.json has the recorded SHA-256.
 2. Each tenant key certificate (`kp-key-cert+jwt`) verifies with a root key
    and names the bundle's tenant; only certified keys verify checkpoints.
-   Without --root-keys the bundle's own key set is used and a warning says
+   Without --root-keys the bundle's own key set is used, with a warning
    that the keys are not tied to the root.
 3. The entries form an unbroken chain: each hash recomputes, each entry
    links to the one before, and every checkpoint verifies and matches.

@@ -31,7 +31,9 @@ from licensing.models import (
     SigningKey,
 )
 from licensing.services import device_revoke, grant_create, grant_revoke, seat_force_release
+from licensing.signing import tenant_key_rotate
 from portal.admin_sites import tenant_admin_site
+from portal.catalog.models import KeyState
 from portal.problems import KeyplaneError
 
 
@@ -257,6 +259,27 @@ class SigningKeyAdmin(admin.ModelAdmin):
     list_display = ("kid", "state", "created_at", "verify_until")
     fields = ("kid", "state", "created_at", "state_changed_at", "verify_until", "certificate")
     readonly_fields = fields
+    actions = ("rotate_key", "rotate_compromised_key")
+
+    def _rotate(
+        self, request: HttpRequest, queryset: QuerySet[SigningKey], compromised: bool
+    ) -> None:
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        if not queryset.filter(state=KeyState.ACTIVE).exists():
+            messages.error(request, "Select the active key to rotate it.")
+            return
+        reason = "compromised, rotated in the admin" if compromised else "rotated in the admin"
+        key = tenant_key_rotate(reason=reason, compromised=compromised)
+        messages.success(request, f"Signing key {key.kid} is now active.")
+
+    @admin.action(description="Rotate the selected active key (old key keeps verifying)")
+    def rotate_key(self, request: HttpRequest, queryset: QuerySet[SigningKey]) -> None:
+        self._rotate(request, queryset, compromised=False)
+
+    @admin.action(description="Rotate the selected active key as compromised (drops it at once)")
+    def rotate_compromised_key(self, request: HttpRequest, queryset: QuerySet[SigningKey]) -> None:
+        self._rotate(request, queryset, compromised=True)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -150,6 +150,17 @@ class AlreadyRevoked(KeyplaneError):
     remediation = "Nothing to do: the target is already revoked."
 
 
+class IdempotencyKeyReused(KeyplaneError):
+    """Raised when an `Idempotency-Key` is sent again with a different request body."""
+
+    code = "idempotency_key_reused"
+    status = 422
+    title = "Idempotency key reused"
+    remediation = (
+        "Send a new Idempotency-Key for a new request; reuse a key only for an exact retry."
+    )
+
+
 class RequestTooLarge(KeyplaneError):
     """Raised when a client API request body exceeds the size limit."""
 

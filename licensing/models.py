@@ -430,6 +430,9 @@ class IdempotencyRecord(models.Model):
 
     key = models.CharField(max_length=200)
     thumbprint = models.CharField(max_length=64)
+    request_hash = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the request body, to detect a reused key."
+    )
     status_code = models.PositiveSmallIntegerField()
     body = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)

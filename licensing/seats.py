@@ -20,6 +20,7 @@ from licensing.exceptions import (
     DeviceLimitReached,
     DeviceRevoked,
     DeviceUnknown,
+    IdempotencyKeyReused,
     LicenseExpired,
     LicenseInvalid,
     LicenseRevoked,
@@ -89,6 +90,7 @@ def seat_activate(
     device_name: str,
     platform: str,
     idempotency_key: str | None,
+    request_hash: str = "",
 ) -> ClientResult:
     """Assign a seat of the license to the device and issue its first token.
 
@@ -122,6 +124,11 @@ def seat_activate(
                     key=idempotency_key, thumbprint=thumbprint
                 ).first()
                 if stored is not None:
+                    if stored.request_hash != request_hash:
+                        raise IdempotencyKeyReused(
+                            f"Idempotency-Key {idempotency_key!r} was first used with another "
+                            "request body."
+                        )
                     return ClientResult(stored.status_code, stored.body)
             _check_grant_usable(grant)
             answer = _activate_locked(
@@ -135,6 +142,7 @@ def seat_activate(
                 IdempotencyRecord.objects.create(
                     key=idempotency_key,
                     thumbprint=thumbprint,
+                    request_hash=request_hash,
                     status_code=answer.status,
                     body=answer.body,
                 )

@@ -5,6 +5,7 @@ doing any work, rejects oversized bodies, and renders errors as problem
 details through the project's DRF exception handler.
 """
 
+import hashlib
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -54,7 +55,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     description="Retries with the same key and device key return the first answer.",
 )
 PROBLEM = OpenApiResponse(ProblemSerializer, description="Problem details (RFC 9457).")
-ERRORS = {status: PROBLEM for status in (400, 401, 403, 404, 409, 413, 429)}
+ERRORS = {status: PROBLEM for status in (400, 401, 403, 404, 409, 413, 422, 429)}
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
 
@@ -134,6 +135,7 @@ class ActivateView(ClientAPIView):
             device_name=device.get("name", ""),
             platform=device.get("platform", ""),
             idempotency_key=idempotency_key,
+            request_hash=hashlib.sha256(request.body).hexdigest(),
         )
         return Response(answer.body, status=answer.status)
 

@@ -1,6 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from portal.catalog.models import Feature, Product, RootSigningKey
+from portal.catalog.models import Feature, KeyState, Product, RootSigningKey
 
 
 class FeatureInline(admin.TabularInline):
@@ -22,6 +22,18 @@ class RootSigningKeyAdmin(admin.ModelAdmin):
     list_display = ("kid", "state", "created_at", "not_after")
     readonly_fields = ("kid", "state", "created_at", "not_after", "state_changed_at")
     exclude = ("public_key",)
+
+    actions = ("rotate_root_key",)
+
+    @admin.action(description="Rotate the root key (the selected key must be the active one)")
+    def rotate_root_key(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
+        from licensing.signing import root_key_rotate
+
+        if not request.user.is_superuser or not queryset.filter(state=KeyState.ACTIVE).exists():
+            messages.error(request, "A superuser must select the active root key to rotate it.")
+            return
+        key = root_key_rotate(reason="rotated in the platform admin")
+        messages.success(request, f"Root key {key.kid} is now active; ship the new key set.")
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False

@@ -77,3 +77,19 @@ def test_manifest_diff_shows_revocation(alpha_api: ClientApi) -> None:
     diff = response.content.decode().split('class="manifest-diff">', 1)[1].split("</pre>", 1)[0]
     assert "+" in diff
     assert f"&quot;{grant.pk}&quot;" in diff
+
+
+def test_signing_key_rotate_action(in_alpha: Any) -> None:
+    from licensing.models import SigningKey
+    from licensing.signing import tenant_key_active
+    from portal.catalog.models import KeyState
+
+    old = tenant_key_active()
+    client = _admin(in_alpha)
+    client.post(
+        "/t/alpha/admin/licensing/signingkey/",
+        {"action": "rotate_key", "_selected_action": [old.pk]},
+    )
+    connection.set_tenant(in_alpha)
+    assert SigningKey.objects.get(pk=old.pk).state == KeyState.RETIRING
+    assert SigningKey.objects.filter(state=KeyState.ACTIVE).exclude(pk=old.pk).exists()

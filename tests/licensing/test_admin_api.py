@@ -70,6 +70,7 @@ def test_grant_create_returns_license_key_once(admin_api: AdminApi) -> None:
     assert grant.key_hash == license_key_hash(body["license_key"])
     detail = admin_api.call("GET", f"grants/{grant.pk}/").json()
     assert "license_key" not in detail
+    assert grant.history.first().history_user.username == "alpha-admin"
 
 
 def test_grant_create_seat_count_above_limit(admin_api: AdminApi) -> None:

@@ -77,6 +77,19 @@ def test_activate_idempotency_key_returns_first_answer(
     assert retried.json() == first.json()
 
 
+def test_activate_idempotency_key_reused_rejected(
+    alpha_api: ClientApi, device_key: DeviceKey
+) -> None:
+    _, license_key = grant_make()
+    _activate(alpha_api, device_key, license_key, **{"Idempotency-Key": "retry-2"})
+    body = {"license_key": license_key, "product": "atlas", "device": {"name": "other"}}
+    response = alpha_api.post(
+        "activate", body, key=device_key, headers={"Idempotency-Key": "retry-2"}
+    )
+    assert response.status_code == 422
+    assert _problem(response) == "idempotency_key_reused"
+
+
 def test_activate_unknown_license_writes_nothing(
     alpha_api: ClientApi, device_key: DeviceKey
 ) -> None:

@@ -19,7 +19,7 @@ from portal.problems import KeyplaneError
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="approvals.renewals_scan", time_limit=600, soft_time_limit=540)
+@shared_task(name="approvals.renewals_scan", time_limit=3600, soft_time_limit=3540)
 def renewals_scan() -> int:
     """Raise the renewal requests that are due; return how many were raised."""
     return renewals.renewals_scan().created

@@ -157,7 +157,9 @@ def jws_verify(token: str, key_set: dict[str, Any], *, expected_type: str) -> di
         claims = json.loads(_b64url_decode(parts[1]))
         signature = _b64url_decode(parts[2])
     except ValueError as error:
-        raise CheckpointSignatureInvalid(f"the token is not valid base64url JSON: {error}") from None
+        raise CheckpointSignatureInvalid(
+            f"the token is not valid base64url JSON: {error}"
+        ) from None
     if header.get("alg") != "EdDSA":
         raise CheckpointSignatureInvalid(f"unexpected alg {header.get('alg')!r}; expected EdDSA")
     if header.get("typ") != expected_type:
@@ -175,7 +177,9 @@ def jws_verify(token: str, key_set: dict[str, Any], *, expected_type: str) -> di
     try:
         public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
     except InvalidSignature:
-        raise CheckpointSignatureInvalid(f"the signature does not verify with key {kid!r}") from None
+        raise CheckpointSignatureInvalid(
+            f"the signature does not verify with key {kid!r}"
+        ) from None
     if not isinstance(claims, dict):
         raise CheckpointSignatureInvalid("the claims are not a JSON object")
     return claims
@@ -214,7 +218,17 @@ class VerificationReport:
         return self.findings[0] if self.findings else None
 
 
-ENTRY_FIELDS = ("seq", "time", "event", "outcome", "reason", "actor", "subject", "data", "prev_hash")
+ENTRY_FIELDS = (
+    "seq",
+    "time",
+    "event",
+    "outcome",
+    "reason",
+    "actor",
+    "subject",
+    "data",
+    "prev_hash",
+)
 
 
 def verify_chain(

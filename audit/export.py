@@ -61,11 +61,19 @@ def _exported_range(since: dt.datetime, until: dt.datetime) -> tuple[int, int] |
     if first is None or last is None:
         return None
     before = (
-        Checkpoint.objects.filter(seq__lt=first).order_by("-seq").values_list("seq", flat=True).first()
+        Checkpoint.objects.filter(seq__lt=first)
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
     )
     oldest = DecisionLogEntry.objects.order_by("seq").values_list("seq", flat=True).first()
     start = max(before + 1 if before is not None else 1, oldest or 1)
-    after = Checkpoint.objects.filter(seq__gte=last).order_by("seq").values_list("seq", flat=True).first()
+    after = (
+        Checkpoint.objects.filter(seq__gte=last)
+        .order_by("seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
     return start, after if after is not None else last
 
 
@@ -117,11 +125,15 @@ def _table_in_schema(table: str) -> bool:
 def _write_jsonl(path: Path, documents: list[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for document in documents:
-            handle.write(json.dumps(document, cls=DjangoJSONEncoder, ensure_ascii=False, sort_keys=True))
+            handle.write(
+                json.dumps(document, cls=DjangoJSONEncoder, ensure_ascii=False, sort_keys=True)
+            )
             handle.write("\n")
 
 
-def _write_csv(path: Path, columns: tuple[str, ...], documents: list[dict[str, Any]], json_column: str) -> None:
+def _write_csv(
+    path: Path, columns: tuple[str, ...], documents: list[dict[str, Any]], json_column: str
+) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -181,7 +193,14 @@ def decision_log_export(*, since: dt.datetime, until: dt.datetime, out_dir: Path
     for name in ("chain.py", "verify_bundle.py"):
         shutil.copyfile(source_dir / name, verifier_dir / name)
 
-    files = ["decisions.jsonl", "decisions.csv", "checkpoints.jsonl", "history.jsonl", "history.csv", "keys.json"]
+    files = [
+        "decisions.jsonl",
+        "decisions.csv",
+        "checkpoints.jsonl",
+        "history.jsonl",
+        "history.csv",
+        "keys.json",
+    ]
     manifest = {
         "format": BUNDLE_FORMAT,
         "tenant": current_tenant_slug(),

@@ -17,9 +17,13 @@ from audit.history import history_user
 class DecisionLogEntry(models.Model):
     """One authorization decision or security event, hash-chained to the entry before it."""
 
-    seq = models.BigIntegerField(primary_key=True, help_text="Position in the tenant's chain, from 1.")
+    seq = models.BigIntegerField(
+        primary_key=True, help_text="Position in the tenant's chain, from 1."
+    )
     time = models.DateTimeField(db_index=True)
-    event = models.CharField(max_length=64, db_index=True, help_text="Dotted name, e.g. license.activate.")
+    event = models.CharField(
+        max_length=64, db_index=True, help_text="Dotted name, e.g. license.activate."
+    )
     outcome = models.CharField(max_length=32, help_text="For example granted, refused or ok.")
     reason = models.CharField(max_length=64, blank=True, help_text="Stable reason code.")
     actor = models.CharField(

@@ -54,7 +54,9 @@ def entry_rows(
 
 
 def checkpoint_rows() -> list[dict[str, Any]]:
-    return list(Checkpoint.objects.order_by("seq", "id").values("id", "seq", "hash", "kind", "token"))
+    return list(
+        Checkpoint.objects.order_by("seq", "id").values("id", "seq", "hash", "kind", "token")
+    )
 
 
 def chain_verify() -> chain.VerificationReport:

@@ -125,9 +125,10 @@ def _lock_head() -> ChainHead:
     head = ChainHead.objects.select_for_update().filter(pk=1).first()
     if head is not None:
         return head
+    # Table names in SQL text here and below come from model metadata, never from input.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {ChainHead._meta.db_table} (id, seq, hash) VALUES (1, 0, %s) "
+            f"INSERT INTO {ChainHead._meta.db_table} (id, seq, hash) VALUES (1, 0, %s) "  # noqa: S608
             "ON CONFLICT (id) DO NOTHING",
             [chain.GENESIS_HASH],
         )
@@ -140,8 +141,8 @@ def _insert_and_advance(entry: DecisionLogEntry) -> None:
     One round trip instead of two, because it runs while the head is locked.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH entry AS (INSERT INTO {DecisionLogEntry._meta.db_table} "
+        cursor.execute(  # table names from model metadata
+            f"WITH entry AS (INSERT INTO {DecisionLogEntry._meta.db_table} "  # noqa: S608
             "(seq, time, event, outcome, reason, actor, subject, data, prev_hash, hash) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING seq, hash) "
             f"UPDATE {ChainHead._meta.db_table} AS head SET seq = entry.seq, hash = entry.hash "
@@ -160,7 +161,9 @@ def _insert_and_advance(entry: DecisionLogEntry) -> None:
             ],
         )
         if cursor.rowcount != 1:
-            raise DecisionEntryInvalid(f"the chain head row is missing; entry #{entry.seq} not stored")
+            raise DecisionEntryInvalid(
+                f"the chain head row is missing; entry #{entry.seq} not stored"
+            )
     entry._state.adding = False
 
 
@@ -322,8 +325,9 @@ def decision_log_purge(*, now: dt.datetime | None = None, actor: str = "system:a
         )
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('keyplane.audit_purge', 'on', true)")
-            cursor.execute(
-                f"DELETE FROM {DecisionLogEntry._meta.db_table} WHERE seq <= %s", [cut_entry.seq]
+            cursor.execute(  # table name from model metadata
+                f"DELETE FROM {DecisionLogEntry._meta.db_table} WHERE seq <= %s",  # noqa: S608
+                [cut_entry.seq],
             )
             deleted = cursor.rowcount
             cursor.execute("SELECT set_config('keyplane.audit_purge', 'off', true)")
@@ -366,9 +370,7 @@ def verification_alert(*, report: chain.VerificationReport) -> None:
         actor="system:audit.verify",
         data={"seq": first.seq, "checkpoint": first.checkpoint},
     )
-    recipients = [
-        user.email for user in audit_settings_get().alert_recipients.all() if user.email
-    ]
+    recipients = [user.email for user in audit_settings_get().alert_recipients.all() if user.email]
     if not recipients:
         return
     send_mail(

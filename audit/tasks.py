@@ -21,7 +21,9 @@ def checkpoint() -> int | None:
     try:
         created = checkpoint_create()
     except CheckpointSignerMissing:
-        logger.warning("audit.checkpoint_skipped schema=%s reason=no_signer", connection.schema_name)
+        logger.warning(
+            "audit.checkpoint_skipped schema=%s reason=no_signer", connection.schema_name
+        )
         return None
     return created.seq if created is not None else None
 

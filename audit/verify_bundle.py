@@ -53,17 +53,23 @@ def _check_files(bundle: Path, manifest: dict[str, Any]) -> None:
             raise BundleInvalid(f"file {name} listed in manifest.json is missing")
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if actual != expected:
-            raise BundleInvalid(f"file {name} has SHA-256 {actual}, manifest.json records {expected}")
+            raise BundleInvalid(
+                f"file {name} has SHA-256 {actual}, manifest.json records {expected}"
+            )
 
 
-def certified_key_set(keys: dict[str, Any], root_keys: dict[str, Any], tenant: str) -> dict[str, Any]:
+def certified_key_set(
+    keys: dict[str, Any], root_keys: dict[str, Any], tenant: str
+) -> dict[str, Any]:
     """Return the tenant keys whose certificates verify with `root_keys` and name `tenant`."""
     certified: list[dict[str, Any]] = []
     for index, certificate in enumerate(keys.get("certificates", [])):
         try:
             claims = chain.jws_verify(certificate, root_keys, expected_type=KEY_CERT_TYPE)
         except chain.CheckpointSignatureInvalid as error:
-            raise BundleInvalid(f"tenant key certificate {index} does not verify: {error}") from None
+            raise BundleInvalid(
+                f"tenant key certificate {index} does not verify: {error}"
+            ) from None
         if claims.get("tid") != tenant:
             raise BundleInvalid(
                 f"tenant key certificate {index} names tenant {claims.get('tid')!r}, not {tenant!r}"

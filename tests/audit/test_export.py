@@ -41,7 +41,7 @@ def bundle(in_alpha, root_signer, tmp_path) -> Path:
             outcome="granted",
             actor=f"device:{index}",
             subject=f"grant:{index}",
-            data={"note": "naïve ünïcode, \"quoted\", comma"},
+            data={"note": 'naïve ünïcode, "quoted", comma'},
         )
     LegalHold.objects.create(subject="grant:1", reason="case 9")
     out = tmp_path / "bundle"
@@ -61,7 +61,13 @@ def run_verifier(bundle: Path, *arguments: str) -> subprocess.CompletedProcess[s
     env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO")}
     env["PYTHONPATH"] = ""
     return subprocess.run(
-        [sys.executable, "-I", str(bundle / "verifier" / "verify_bundle.py"), str(bundle), *arguments],
+        [
+            sys.executable,
+            "-I",
+            str(bundle / "verifier" / "verify_bundle.py"),
+            str(bundle),
+            *arguments,
+        ],
         capture_output=True,
         text=True,
         env=env,

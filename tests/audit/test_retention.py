@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from audit import chain
@@ -90,10 +91,7 @@ def test_decision_log_purge_without_signer_deletes_nothing(old_and_new):
     assert DecisionLogEntry.objects.filter(seq=old[0].seq).exists()
 
 
-def test_chain_verify_detects_deleted_retention_cut(old_and_new, django_db_blocker):
-    from django.db import connection
-
-    old, _ = old_and_new
+def test_chain_verify_detects_deleted_retention_cut(old_and_new):
     decision_log_purge()
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")

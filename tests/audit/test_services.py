@@ -37,17 +37,20 @@ def test_decision_record_hash_matches_stored_row(in_alpha):
     entry = decision_record(event="token.issue", outcome="ok", data={"jti": "abc", "n": [1, True]})
     stored = DecisionLogEntry.objects.get(seq=entry.seq)
 
-    assert chain.entry_hash(
-        seq=stored.seq,
-        time=stored.time,
-        event=stored.event,
-        outcome=stored.outcome,
-        reason=stored.reason,
-        actor=stored.actor,
-        subject=stored.subject,
-        data=stored.data,
-        prev_hash=stored.prev_hash,
-    ) == stored.hash
+    assert (
+        chain.entry_hash(
+            seq=stored.seq,
+            time=stored.time,
+            event=stored.event,
+            outcome=stored.outcome,
+            reason=stored.reason,
+            actor=stored.actor,
+            subject=stored.subject,
+            data=stored.data,
+            prev_hash=stored.prev_hash,
+        )
+        == stored.hash
+    )
 
 
 def test_decision_record_moves_chain_head(in_alpha):
@@ -66,9 +69,14 @@ def test_decision_record_empty_actor_is_unknown(in_alpha):
 
 def test_decision_record_rolls_back_with_caller(in_alpha):
     head_before = ChainHead.objects.get(pk=1).seq
-    with pytest.raises(RuntimeError), transaction.atomic():
-        decision_record(event="license.refresh", outcome="ok")
-        raise RuntimeError("caller fails after recording")
+
+    def decide_then_fail() -> None:
+        with transaction.atomic():
+            decision_record(event="license.refresh", outcome="ok")
+            raise RuntimeError("caller fails after recording")
+
+    with pytest.raises(RuntimeError):
+        decide_then_fail()
 
     assert ChainHead.objects.get(pk=1).seq == head_before
 
@@ -141,9 +149,12 @@ def test_decision_log_rejects_delete(in_alpha):
 def test_decision_log_rejects_truncate(in_alpha):
     decision_record(event="license.activate", outcome="granted")
 
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE audit_decisionlogentry")
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("TRUNCATE audit_decisionlogentry")
 
 
 def test_decision_log_delete_needs_purge_setting(in_alpha):

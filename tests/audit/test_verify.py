@@ -162,7 +162,17 @@ def test_audit_verify_swapped_rows_named(five_entries):
 def test_chain_verify_swapped_contents_named(five_entries):
     """Rows swapped with their hashes but keeping their positions fail on the seq in the hash."""
     first, second = five_entries[1], five_entries[2]
-    columns = ("time", "event", "outcome", "reason", "actor", "subject", "data", "prev_hash", "hash")
+    columns = (
+        "time",
+        "event",
+        "outcome",
+        "reason",
+        "actor",
+        "subject",
+        "data",
+        "prev_hash",
+        "hash",
+    )
     assignments = ", ".join(f"{column} = %s" for column in columns)
     rows = {
         row["seq"]: row
@@ -171,9 +181,7 @@ def test_chain_verify_swapped_contents_named(five_entries):
     for target, source in ((first.seq, second.seq), (second.seq, first.seq)):
         values = [rows[source][column] for column in columns]
         values[columns.index("data")] = json.dumps(values[columns.index("data")])
-        attack(
-            f"UPDATE audit_decisionlogentry SET {assignments} WHERE seq = %s", [*values, target]
-        )
+        attack(f"UPDATE audit_decisionlogentry SET {assignments} WHERE seq = %s", [*values, target])
 
     report = chain_verify()
 
@@ -208,9 +216,7 @@ def test_chain_verify_rewritten_chain_named(five_entries):
     """An attacker who recomputes every hash is caught by the signed checkpoint."""
     checkpoint_create()
     target = five_entries[2]
-    rows = list(
-        DecisionLogEntry.objects.filter(seq__gte=target.seq).order_by("seq").values()
-    )
+    rows = list(DecisionLogEntry.objects.filter(seq__gte=target.seq).order_by("seq").values())
     prev_hash = five_entries[1].hash
     for row in rows:
         if row["seq"] == target.seq:

@@ -15,7 +15,9 @@ from audit.selectors import parse_as_of
 def _moment(text: str, option: str) -> dt.datetime:
     moment = parse_as_of(text + "T00:00" if len(text) == 10 else text)
     if moment is None:
-        raise CommandError(f"{option} {text!r} is not a date; use YYYY-MM-DD or an ISO date and time.")
+        raise CommandError(
+            f"{option} {text!r} is not a date; use YYYY-MM-DD or an ISO date and time."
+        )
     return moment
 
 
@@ -35,7 +37,9 @@ class Command(BaseCommand):
         since = _moment(options["since"], "--since")
         until = _moment(options["until"], "--until")
         if until <= since:
-            raise CommandError(f"--until {options['until']} must be after --since {options['since']}.")
+            raise CommandError(
+                f"--until {options['until']} must be after --since {options['since']}."
+            )
         (tenant,) = selected_tenants(options["tenant"])
         with schema_context(tenant.schema_name):
             manifest = decision_log_export(since=since, until=until, out_dir=Path(options["out"]))

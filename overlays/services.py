@@ -20,7 +20,13 @@ from audit.services import decision_record
 from licensing.models import Device, DeviceGroup
 from licensing.signing import current_tenant_slug, sign_tenant_object
 from overlays.canonical import content_address
-from overlays.exceptions import OverlayInvalid, ReleaseConflict, ReleaseNotFound, RolloutInvalid
+from overlays.exceptions import (
+    OverlayGroupUnknown,
+    OverlayInvalid,
+    ReleaseConflict,
+    ReleaseNotFound,
+    RolloutInvalid,
+)
 from overlays.models import (
     ApplyReport,
     DeviceRelease,
@@ -211,25 +217,24 @@ def _release_create(
         data={"sha256": sha256, "restores": restores_number, "steps": steps, "note": reason[:200]},
     )
     product_code = head.product_code
-    transaction.on_commit(lambda: _manifest_republish(product_code, number, acting_user))
+    why = f"overlay release {number} became current"
+    transaction.on_commit(lambda: _manifest_republish(product_code, why, acting_user))
     return release
 
 
-def _manifest_republish(product_code: str, number: int, acting_user: Any) -> None:
-    """Publish a manifest whose overlay pointer names the new current release."""
+def _manifest_republish(product_code: str, reason: str, acting_user: Any) -> None:
+    """Publish a manifest whose overlay pointer reflects the current release and rollout."""
     from licensing.manifests import manifest_publish
 
     try:
         manifest_publish(
             product_code=product_code,
-            reason=f"overlay release {number} became current",
+            reason=reason,
             acting_user=acting_user,
         )
     except Exception:
         # The release is committed; the next manifest publish carries the pointer.
-        logger.exception(
-            "overlay.manifest_publish_failed product=%s release=%d", product_code, number
-        )
+        logger.exception("overlay.manifest_publish_failed product=%s", product_code)
 
 
 def release_publish(
@@ -256,9 +261,19 @@ def release_publish(
     """
     steps = steps or IMMEDIATE
     try:
-        steps_parse(steps)
+        parsed = steps_parse(steps)
     except RolloutPlanInvalid as error:
         raise RolloutInvalid(f"The rollout steps are invalid: {error}") from error
+    ring_names = {name for step in parsed for name in step.groups}
+    unknown = sorted(
+        ring_names
+        - set(DeviceGroup.objects.filter(name__in=ring_names).values_list("name", flat=True))
+    )
+    if unknown:
+        raise OverlayGroupUnknown(
+            f"The rollout steps name device groups that do not exist: {unknown}.",
+            extra={"groups": unknown},
+        )
     if promote_every_minutes is not None and promote_every_minutes < 1:
         raise RolloutInvalid(
             f"promote_every_minutes must be at least 1, not {promote_every_minutes}."
@@ -399,6 +414,10 @@ def rollout_promote(
             rollout.step_index = len(rollout.steps) - 1
             rollout.status = Rollout.Status.COMPLETE
         rollout.save(update_fields=["step_index", "step_started_at", "status"])
+        if rollout.status == Rollout.Status.COMPLETE:
+            # The manifest stops naming a base release once every device gets the current one.
+            why = f"overlay release {rollout.release.number} reached every device"
+            transaction.on_commit(lambda: _manifest_republish(product_code, why, acting_user))
         decision_record(
             event="overlay.rollout_promoted",
             outcome="done",
@@ -621,8 +640,21 @@ def _rollback_failing(release: Release, summary: str, failed: int, total: int) -
 
 
 def overlay_pointer(product_code: str) -> dict[str, Any]:
-    """Manifest contribution: the number and content address of the current release."""
-    head = ReleaseHead.objects.filter(product_code=product_code).select_related("current").first()
+    """Manifest contribution: the number and content address of the current release.
+
+    While the current release is still rolling out, `base` names the release
+    that devices outside the rollout keep, so a client accepts either one.
+    """
+    head = (
+        ReleaseHead.objects.filter(product_code=product_code)
+        .select_related("current__base")
+        .first()
+    )
     if head is None or head.current is None:
         return {}
-    return {"overlay": {"release": head.current.number, "sha256": head.current.sha256}}
+    current = head.current
+    pointer: dict[str, Any] = {"release": current.number, "sha256": current.sha256}
+    rollout = Rollout.objects.filter(release=current).only("status").first()
+    if rollout is not None and rollout.status == Rollout.Status.ACTIVE and current.base:
+        pointer["base"] = {"release": current.base.number, "sha256": current.base.sha256}
+    return {"overlay": pointer}

@@ -407,3 +407,26 @@ def test_manifest_carries_overlay_pointer(in_alpha, product):
     manifest = manifest_publish(product_code=product.code, reason="test")
 
     assert manifest.content["overlay"] == {"release": release.number, "sha256": release.sha256}
+
+
+def test_overlay_pointer_names_base_during_rollout(in_alpha, product):
+    first = _publish(product, None, {"ui": {"theme": "dark"}}).release
+    second = _publish(
+        product, 1, {"ui": {"theme": "light"}}, steps=[{"percent": 10}, {"percent": 100}]
+    ).release
+
+    during = overlay_pointer(product.code)
+    rollout_promote(product_code=product.code, acting_user=None, ignore_window=True)
+    after = overlay_pointer(product.code)
+
+    assert during["overlay"]["release"] == second.number
+    assert during["overlay"]["base"] == {"release": first.number, "sha256": first.sha256}
+    assert "base" not in after["overlay"]
+
+
+def test_publish_rollout_ring_unknown_group_rejected(in_alpha, product):
+    with pytest.raises(OverlayGroupUnknown) as caught:
+        _publish(product, None, {}, steps=[{"percent": 0, "groups": ["canary"]}, {"percent": 100}])
+
+    assert caught.value.extra["groups"] == ["canary"]
+    assert head_current(product.code) is None

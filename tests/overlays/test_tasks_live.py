@@ -28,9 +28,12 @@ def test_rollouts_advance_task_promotes_in_tenant(celery_worker, committed_db):
         assert not MaintenanceWindow.objects.exists()
         release_publish(product_code=product.code, base_release=None, acting_user=None)
         release = release_publish(
-            product_code=product.code, base_release=1, acting_user=None,
+            product_code=product.code,
+            base_release=1,
+            acting_user=None,
             tenant_patch={"ui": {"theme": "dark"}},
-            steps=[{"percent": 10}, {"percent": 100}], promote_every_minutes=5,
+            steps=[{"percent": 10}, {"percent": 100}],
+            promote_every_minutes=5,
         ).release
         rollout = Rollout.objects.get(release=release)
         Rollout.objects.filter(pk=rollout.pk).update(

@@ -28,7 +28,7 @@ from portal.admin_sites import tenant_admin_site
 EXACT_COUNT_BELOW = 10_000
 
 
-class EstimatedCountPaginator(Paginator):
+class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]  # pages of any model
     """A paginator that never runs COUNT(*) on a large table.
 
     For tables the planner estimates at `EXACT_COUNT_BELOW` rows or more, the
@@ -38,7 +38,7 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        queryset = self.object_list
+        queryset: Any = self.object_list
         table = queryset.model._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
@@ -52,7 +52,7 @@ class EstimatedCountPaginator(Paginator):
         return estimate
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # base for any model
     """An admin that shows rows and never adds, changes or deletes them."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

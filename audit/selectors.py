@@ -54,9 +54,8 @@ def entry_rows(
 
 
 def checkpoint_rows() -> list[dict[str, Any]]:
-    return list(
-        Checkpoint.objects.order_by("seq", "id").values("id", "seq", "hash", "kind", "token")
-    )
+    rows = Checkpoint.objects.order_by("seq", "id").values("id", "seq", "hash", "kind", "token")
+    return [dict(row) for row in rows]
 
 
 def chain_verify() -> chain.VerificationReport:

@@ -32,7 +32,7 @@ if __package__:
     from audit import chain
 else:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import chain  # type: ignore[no-redef]  # the copy shipped next to this file
+    import chain  # type: ignore[no-redef,import-not-found]  # the copy next to this file
 
 KEY_CERT_TYPE = "kp-key-cert+jwt"
 

@@ -6,11 +6,11 @@ from linking its tooltip script from a CDN, so pages load without network.
 """
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-import pygal
+import pygal  # type: ignore[import-untyped]  # pygal ships no type hints
 from django.utils.safestring import SafeString, mark_safe
-from pygal.style import Style
+from pygal.style import Style  # type: ignore[import-untyped]
 
 STYLE = Style(
     background="transparent",
@@ -39,7 +39,7 @@ def svg_render(chart: pygal.graph.graph.Graph) -> SafeString:
     return mark_safe(chart.render(is_unicode=True))  # noqa: S308
 
 
-def seat_utilisation(series: dict[str, Sequence[tuple[dt.date, int, int]]]) -> SafeString:
+def seat_utilisation(series: Mapping[str, Sequence[tuple[dt.date, int, int]]]) -> SafeString:
     """Line chart of active seats per grant over time, one line per grant."""
     days = sorted({day for points in series.values() for day, _, _ in points})
     chart = pygal.Line(

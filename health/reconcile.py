@@ -158,7 +158,7 @@ def _history_write(ids: Iterable[int], *, reason: str, update: bool) -> None:
     ids = list(ids)
     for start in range(0, len(ids), 2000):
         chunk = list(Finding.objects.filter(pk__in=ids[start : start + 2000]))
-        Finding.history.bulk_history_create(  # type: ignore[attr-defined]  # simple-history manager
+        Finding.history.bulk_history_create(
             chunk, update=update, default_user=actor, default_change_reason=reason
         )
 

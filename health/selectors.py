@@ -58,7 +58,7 @@ def grants_health(*, now: dt.datetime | None = None) -> list[GrantHealth]:
         result.append(
             GrantHealth(
                 grant=grant,
-                seats_active=grant.seats_active,  # type: ignore[attr-defined]  # annotation
+                seats_active=grant.seats_active,
                 days_to_expiry=(grant.term_end - now).days,
                 in_grace=grant.term_end <= now < grace_end,
                 renewal_requests=renewals.get(grant.pk, []),
@@ -89,7 +89,7 @@ def _renewal_requests() -> dict[int, list[dict[str, Any]]]:
             {
                 "id": row.pk,
                 "state": row.get_state_display(),
-                "approvals": f"{row.approvals_given} of {row.quorum_required}",  # type: ignore[attr-defined]
+                "approvals": f"{row.approvals_given} of {row.quorum_required}",
             }
         )
     return by_grant

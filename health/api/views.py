@@ -1,14 +1,14 @@
 """Health API views: `POST checkin` for devices, findings for tenant administrators."""
 
-from typing import Any, ClassVar
+from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from health.api.serializers import CheckInSerializer
@@ -20,6 +20,8 @@ from licensing.dpop import proof_verify
 from licensing.exceptions import DeviceUnknown
 from licensing.models import Device
 from licensing.ratelimit import rate_limit_hit
+from portal.access.authentication import BearerTokenAuthentication
+from portal.access.models import ApiToken
 from portal.problems import RequestInvalid
 
 
@@ -64,24 +66,34 @@ class FindingSerializer(serializers.ModelSerializer):  # type: ignore[type-arg] 
 
 
 class FindingPermission(BasePermission):
-    """Reads need `health.view_finding`; acknowledging needs `health.change_finding`."""
+    """Reads need `health.view_finding`, acknowledging `health.change_finding`.
+
+    An API token also needs the scope `devices:read` or `devices:write`:
+    findings are about the tenant's devices and grants, and the token
+    scopes have no health scope of their own.
+    """
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
         if user is None or not user.is_authenticated:
             return False
-        needed = (
-            "health.view_finding" if request.method in ("GET", "HEAD") else "health.change_finding"
-        )
+        reading = request.method in ("GET", "HEAD")
+        if isinstance(request.auth, ApiToken):
+            scope = "devices:read" if reading else "devices:write"
+            if scope not in request.auth.scopes:
+                self.message = f"The API token lacks the scope {scope!r}."
+                return False
+        needed = "health.view_finding" if reading else "health.change_finding"
         return bool(user.has_perm(needed))
 
 
+class FindingPagination(CursorPagination):
+    ordering = ("-first_seen", "-id")
+
+
 class FindingAdminView(APIView):
-    authentication_classes: ClassVar = [
-        *api_settings.DEFAULT_AUTHENTICATION_CLASSES,
-        SessionAuthentication,
-    ]
-    permission_classes: ClassVar = [FindingPermission]
+    authentication_classes = (BearerTokenAuthentication, SessionAuthentication)
+    permission_classes = (FindingPermission,)
 
 
 class FindingListView(FindingAdminView):
@@ -102,8 +114,7 @@ class FindingListView(FindingAdminView):
         findings = findings.filter(state=state) if state else findings.exclude(state="resolved")
         if severity:
             findings = findings.filter(severity=severity)
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
-        paginator.ordering = ("-first_seen", "-id")
+        paginator = FindingPagination()
         page = paginator.paginate_queryset(findings, request, view=self)
         return paginator.get_paginated_response(FindingSerializer(page, many=True).data)
 

@@ -198,3 +198,31 @@ def test_metrics_findings_by_tenant_and_severity(fleet: Fleet) -> None:
     assert 'keyplane_findings_open{severity="warning",tenant="alpha"} 1.0' in text
     assert 'keyplane_findings_open{severity="info",tenant="alpha"} 1.0' in text
     assert 'keyplane_findings_open{severity="critical",tenant="beta"} 0.0' in text
+
+
+def _bearer(scopes: list[str]) -> dict[str, str]:
+    from portal.access.services import api_token_issue
+
+    user = get_user_model().objects.get(username="alpha-admin")
+    _, secret = api_token_issue(name="health", user=user, scopes=scopes)
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_findings_api_token_with_devices_scope(fleet: Fleet) -> None:
+    _fleet_with_drift(fleet)
+
+    response = TenantClient().get(
+        "/t/alpha/api/v1/admin/findings", headers=_bearer(["devices:read"])
+    )
+
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 2
+
+
+def test_findings_api_token_without_scope_rejected(fleet: Fleet) -> None:
+    response = TenantClient().get(
+        "/t/alpha/api/v1/admin/findings", headers=_bearer(["grants:read"])
+    )
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"

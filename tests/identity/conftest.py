@@ -126,7 +126,7 @@ def oidc_provider(django_db_setup: None) -> Iterator[Provider]:
         OIDC_PROVIDER_RSA_KEY_FILE=str(key_path),
         OIDC_PROVIDER_ISSUER=f"{base_url}/o",
         OIDC_PROVIDER_SECRET_KEY=secrets.token_urlsafe(40),
-        # oauthlib refuses plain-HTTP endpoints unless told that this is a test.
+        # oauthlib rejects plain-HTTP endpoints unless this variable is set.
         OAUTHLIB_INSECURE_TRANSPORT="1",
         PYTHONPATH=str(PROJECT_ROOT),
     )
@@ -213,7 +213,7 @@ def form_of(page: requests.Response) -> tuple[str, dict[str, str]]:
 
 @dataclass
 class SignIn:
-    """What a driven sign-in produced: the browser session and every step's response."""
+    """Result of a driven sign-in: the browser session and every step's response."""
 
     browser: requests.Session
     callback_url: str = ""

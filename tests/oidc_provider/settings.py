@@ -50,7 +50,7 @@ TEMPLATES = [
 ]
 DATABASES = {"default": dj_database_url.parse(os.environ["OIDC_PROVIDER_DATABASE_URL"])}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# The session cookie must not collide with Keyplane's on the same host.
+# Cookies ignore the port, so these names must differ from Keyplane's on 127.0.0.1.
 SESSION_COOKIE_NAME = "provider_sessionid"
 CSRF_COOKIE_NAME = "provider_csrftoken"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -9,11 +9,15 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
+from licensing.models import Device, DeviceGroup
 from overlays.merge import Layer, flatten
 from overlays.models import (
     GroupOverlay,
@@ -33,7 +37,7 @@ from overlays.services import (
 )
 from overlays.validation import secrets_scan
 from portal.admin_sites import tenant_admin_site
-from portal.problems import KeyplaneError
+from portal.problems import KeyplaneError, NotFound
 
 
 def _provenance_table(view: dict[str, Any]) -> str:
@@ -63,6 +67,29 @@ def _report(
     modeladmin.message_user(request, f"{error.detail} {lines}".strip(), level=messages.ERROR)
 
 
+def _effective_lookup(context: dict[str, Any]) -> dict[str, Any]:
+    """Resolve the device, group and release named in the admin form."""
+    product = context["product"]
+    group = None
+    if context["device_id"]:
+        device = Device.objects.filter(pk=int(context["device_id"])).select_related("group").first()
+        if device is None:
+            raise NotFound(f"No device has the id {context['device_id']}.")
+        group = device.group
+    elif context["group"]:
+        group = DeviceGroup.objects.filter(name=context["group"]).first()
+        if group is None:
+            raise NotFound(f"No device group is named {context['group']!r}.")
+    release = None
+    if context["release"]:
+        release = Release.objects.filter(
+            product_code=product, number=int(context["release"])
+        ).first()
+        if release is None:
+            raise NotFound(f"Product {product!r} has no release {context['release']}.")
+    return effective_for(product, group=group, release=release)
+
+
 class PatchForm(forms.ModelForm):  # type: ignore[type-arg]  # generic only in the stubs
     """Edits a merge patch as JSON text; the service checks it when saved."""
 
@@ -83,6 +110,34 @@ class TenantOverlayAdmin(SimpleHistoryAdmin):
     readonly_fields = ("effective_configuration", "updated_at")
     actions: ClassVar = ["publish"]
 
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.effective_view)
+        return [path("effective/", view, name="overlays_effective"), *super().get_urls()]
+
+    def effective_view(self, request: HttpRequest) -> TemplateResponse:
+        """Show the effective configuration of a device or group with the layer of each key."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        products = list(TenantOverlay.objects.values_list("product_code", flat=True))
+        params = request.GET
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Effective configuration",
+            "products": products,
+            "groups": list(DeviceGroup.objects.values_list("name", flat=True)),
+            "product": params.get("product") or (products[0] if products else ""),
+            "device_id": params.get("device", ""),
+            "group": params.get("group", ""),
+            "release": params.get("release", ""),
+        }
+        if context["product"]:
+            try:
+                context["view"] = _effective_lookup(context)
+                context["table"] = _provenance_table(context["view"])
+            except (KeyplaneError, ValueError) as error:
+                context["error"] = getattr(error, "detail", str(error))
+        return TemplateResponse(request, "admin/overlays/effective.html", context)
+
     @admin.display(description="Current release")
     def current_release(self, obj: TenantOverlay) -> str:
         release = head_current(obj.product_code)
@@ -92,8 +147,13 @@ class TenantOverlayAdmin(SimpleHistoryAdmin):
     def effective_configuration(self, obj: TenantOverlay) -> str:
         if not obj.pk:
             return "Save first."
+        link = format_html(
+            '<p><a href="{}?product={}">Show it for a device, a group or a release</a></p>',
+            reverse("tenant_admin:overlays_effective"),
+            obj.product_code,
+        )
         try:
-            return _provenance_table(effective_for(obj.product_code))
+            return format_html("{}{}", link, _provenance_table(effective_for(obj.product_code)))
         except KeyplaneError as error:
             return error.detail
 

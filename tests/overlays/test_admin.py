@@ -110,3 +110,64 @@ def test_platform_admin_rejects_open_schema(db, product):
     assert page.status_code == 200
     assert "allow unknown keys" in page.content.decode()
     assert not OverlaySchema.objects.filter(version=2).exists()
+
+
+def test_effective_page_for_device_shows_layers(in_alpha, product):
+    from tests.overlays.conftest import make_device
+
+    group = DeviceGroup.objects.create(name="eng")
+    device = make_device(group)
+    release_publish(
+        product_code=product.code,
+        base_release=None,
+        acting_user=None,
+        tenant_patch={"ui": {"theme": "dark"}},
+        group_entries=[{"group": "eng", "overlay": {"ui": {"locale": "de"}}}],
+    )
+    client = _admin(in_alpha)
+
+    page = client.get(
+        "/t/alpha/admin/overlays/tenantoverlay/effective/",
+        {"product": product.code, "device": device.pk, "release": 1},
+    )
+    connection.set_tenant(in_alpha)
+    html = page.content.decode()
+
+    assert page.status_code == 200
+    assert "group:eng, release 1" in html
+    assert (
+        "<code>/ui/locale</code></td><td><code>&quot;de&quot;</code></td><td>group:eng</td>" in html
+    )
+    assert (
+        "<code>/ui/theme</code></td><td><code>&quot;dark&quot;</code></td><td>tenant</td>" in html
+    )
+
+
+def test_effective_page_unknown_device_reports_error(in_alpha, product):
+    release_publish(product_code=product.code, base_release=None, acting_user=None, tenant_patch={})
+    client = _admin(in_alpha)
+
+    page = client.get(
+        "/t/alpha/admin/overlays/tenantoverlay/effective/",
+        {"product": product.code, "device": 999999},
+    )
+    connection.set_tenant(in_alpha)
+
+    assert page.status_code == 200
+    assert "No device has the id 999999." in page.content.decode()
+
+
+def test_tenant_overlay_page_links_effective_view(in_alpha, product):
+    overlay_draft_save(
+        product_code=product.code, acting_user=None, tenant_patch={"ui": {"theme": "dark"}}
+    )
+    overlay = TenantOverlay.objects.get()
+    client = _admin(in_alpha)
+
+    page = client.get(f"/t/alpha/admin/overlays/tenantoverlay/{overlay.pk}/change/")
+    connection.set_tenant(in_alpha)
+
+    assert (
+        f"/t/alpha/admin/overlays/tenantoverlay/effective/?product={product.code}"
+        in page.content.decode()
+    )

@@ -92,3 +92,17 @@ def test_sandbox_copies_configuration_not_devices(source_config):
         assert release_publish(
             product_code=product.code, base_release=None, acting_user=None
         ).created
+
+
+def test_sandbox_command_unknown_source_fails(committed_db):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="No tenant has the slug 'no-such-tenant'"):
+        call_command(
+            "sandbox_create",
+            "no-such-tenant",
+            "--admin-username",
+            "a",
+            "--admin-email",
+            "a@x.example",
+        )

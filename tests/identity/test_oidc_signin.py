@@ -125,6 +125,12 @@ def test_sso_signin_grants_mapped_role(federation: Provider, live_site: str) -> 
     index = signin.browser.get(f"{live_site}/t/alpha/admin/", allow_redirects=False, timeout=30)
     assert index.status_code == 200
     assert "Tenant administration" in index.text
+    devices = signin.browser.get(f"{live_site}/t/alpha/admin/licensing/device/", timeout=30)
+    assert devices.status_code == 200
+    decision_log = signin.browser.get(
+        f"{live_site}/t/alpha/admin/audit/decisionlogentry/", allow_redirects=False, timeout=30
+    )
+    assert decision_log.status_code == 403
     assert _roles("alpha", user["email"]) == {IT_ADMIN}
     with _in("alpha"):
         account = get_user_model().objects.get(username=user["email"])

@@ -62,6 +62,7 @@ def proof_verify(request: HttpRequest) -> DeviceProof:
             )
         jwk = header.get("jwk")
         public_key = public_key_from_jwk(jwk)
+        assert isinstance(jwk, dict)  # public_key_from_jwk rejects anything else
         _, claims = jws_verify(token, typ=PROOF_TYP, public_key=public_key)
     except JWSError as error:
         raise ProofInvalid(f"The device proof is invalid: {error}") from error

@@ -50,6 +50,9 @@ def _lock_product(product_code: str) -> None:
 
 
 def _manifest_claims(product: Product, version: int) -> dict[str, Any]:
+    # Certificates first: they may create the tenant's first key, whose
+    # window must already have started at the manifest's `iat`.
+    certificates = tenant_key_certificates()
     now = timezone.now()
     policies = list(Policy.objects.filter(product_code=product.code))
     offline_hours = max((p.offline_tolerance_hours for p in policies), default=0)
@@ -72,7 +75,7 @@ def _manifest_claims(product: Product, version: int) -> dict[str, Any]:
         },
         "regions": regions,
         "compliance": compliance,
-        "key_certificates": tenant_key_certificates(),
+        "key_certificates": certificates,
         "revoked": revocations_listing(),
         "overlay": None,
     }

@@ -12,7 +12,7 @@ from django.db import connection
 
 
 @functools.cache
-def redis_client() -> "redis.Redis[bytes]":
+def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 

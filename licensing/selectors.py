@@ -1,6 +1,6 @@
 """Reads of licensing state used by the API, the admin and other apps."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -17,7 +17,7 @@ def grants_in_force(product_code: str) -> QuerySet[LicenseGrant]:
     ).select_related("policy")
 
 
-def grant_grace_end(grant: LicenseGrant) -> "timezone.datetime":
+def grant_grace_end(grant: LicenseGrant) -> datetime:
     return grant.term_end + timedelta(days=grant.policy.grace_days)
 
 

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 KEY_CERT_TYP = "kp-key-cert+jwt"
 CERTIFICATE_LIFETIME = timedelta(days=400)
+CERTIFICATE_RENEWAL = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -157,9 +158,15 @@ def _certify(
     tenant_slug: str,
     kid: str,
     public_key: Ed25519PublicKey,
+    not_before: datetime,
     not_after: datetime | None,
     status: str = KeyState.ACTIVE,
 ) -> str:
+    """Return a certificate of a tenant key, signed by the active root key.
+
+    `nbf` is when the key started signing, also for a re-issued certificate,
+    so objects the key signed before the re-issue stay inside its window.
+    """
     root = root_key_active()
     now = timezone.now()
     expires = now + CERTIFICATE_LIFETIME
@@ -171,11 +178,11 @@ def _certify(
         "tid": tenant_slug,
         "jwk": public_jwk(public_key, kid=kid),
         "iat": int(now.timestamp()),
-        "nbf": int(now.timestamp()),
+        "nbf": int(not_before.timestamp()),
         "exp": int(expires.timestamp()),
         "status": str(status),
     }
-    root_private = _open_private_key(root.private_key_envelope, root.kid)
+    root_private = _open_private_key(bytes(root.private_key_envelope), root.kid)
     return jws_sign(claims, typ=KEY_CERT_TYP, kid=root.kid, private_key=root_private)
 
 
@@ -207,6 +214,7 @@ def _tenant_key_create() -> Any:
 
     private_key = Ed25519PrivateKey.generate()
     kid = _new_kid(connection.schema_name.replace("_", "-"))
+    created = timezone.now()
     return SigningKey.objects.create(
         kid=kid,
         public_key=public_key_bytes(private_key.public_key()),
@@ -215,6 +223,7 @@ def _tenant_key_create() -> Any:
             tenant_slug=current_tenant_slug(),
             kid=kid,
             public_key=private_key.public_key(),
+            not_before=created,
             not_after=None,
         ),
     )
@@ -249,7 +258,7 @@ def _signing_key() -> LoadedKey:
     if cached is not None:
         return cached
     loaded = LoadedKey(
-        kid=key.kid, private_key=_open_private_key(key.private_key_envelope, key.kid)
+        kid=key.kid, private_key=_open_private_key(bytes(key.private_key_envelope), key.kid)
     )
     with _cache_lock:
         _opened_keys[key.kid] = loaded
@@ -288,7 +297,8 @@ def tenant_key_rotate(*, reason: str, compromised: bool = False) -> Any:
 
     1. Lock the active key and mark it retiring (or compromised, which drops
        it from the published set at once and invalidates what it signed).
-    2. Create and certify the new active key in the same transaction.
+    2. Create and certify the new active key in the same transaction, and
+       publish new manifests signed by it.
     """
     from licensing.decisions import decision
     from licensing.models import SigningKey
@@ -307,12 +317,18 @@ def tenant_key_rotate(*, reason: str, compromised: bool = False) -> Any:
                     tenant_slug=current_tenant_slug(),
                     kid=old.kid,
                     public_key=Ed25519PublicKey.from_public_bytes(bytes(old.public_key)),
+                    not_before=old.created_at,
                     not_after=old.verify_until,
                     status=KeyState.RETIRING,
                 )
                 fields.append("certificate")
             old.save(update_fields=fields)
         new = _tenant_key_create()
+        # Clients learn the new key and the old key's retirement from the
+        # next manifest, which the new key signs.
+        from licensing.manifests import manifest_publish_all
+
+        manifest_publish_all(reason="signing key rotated")
         decision(
             event="key.tenant_rotated",
             outcome="compromised" if compromised else "done",
@@ -336,11 +352,13 @@ def tenant_keys_retire_expired() -> int:
 def tenant_key_certificates() -> list[str]:
     """Return the certificates of the tenant's active and retiring keys.
 
-    A certificate signed by a root key that is no longer active is re-issued
-    by the active root key, so clients that pin only the new root still
-    verify the tenant's keys.
+    A certificate is re-issued by the active root key when another root key
+    signed it (so clients that pin only the new root still verify the tenant's
+    keys) or when it expires within CERTIFICATE_RENEWAL days.
     """
-    from licensing.jws import jws_parse_header
+    import json
+
+    from licensing.jws import b64url_decode, jws_parse_header
     from licensing.models import SigningKey
 
     tenant_key_active()
@@ -348,13 +366,20 @@ def tenant_key_certificates() -> list[str]:
     root = root_key_active()
     certificates: list[str] = []
     keys = SigningKey.objects.filter(state__in=[KeyState.ACTIVE, KeyState.RETIRING])
+    renew_before = int((timezone.now() + CERTIFICATE_RENEWAL).timestamp())
     for key in keys.order_by("-created_at"):
-        if jws_parse_header(key.certificate).get("kid") != root.kid:
+        expires = json.loads(b64url_decode(key.certificate.split(".")[1])).get("exp", 0)
+        signed_by_other_root = jws_parse_header(key.certificate).get("kid") != root.kid
+        expiring = expires < renew_before and (
+            key.verify_until is None or key.verify_until.timestamp() > expires
+        )
+        if signed_by_other_root or expiring:
             public_key = Ed25519PublicKey.from_public_bytes(bytes(key.public_key))
             key.certificate = _certify(
                 tenant_slug=current_tenant_slug(),
                 kid=key.kid,
                 public_key=public_key,
+                not_before=key.created_at,
                 not_after=key.verify_until,
                 status=key.state,
             )

@@ -145,3 +145,36 @@ def test_client_round_trip_verified_offline(live_site: str, live_grant: Any) -> 
 
     status, _, _ = _call(live_site, "deactivate", {"product": "atlas"}, key)
     assert status == 204
+
+
+def test_desktop_client_full_cycle(live_site: str, live_grant: Any, tmp_path: Any) -> None:
+    """The desktop library activates, refreshes, fetches the manifest and deactivates."""
+    from keyplane_client.client import Client
+    from keyplane_client.decision import DecisionState
+    from keyplane_client.trust import RootKeys
+
+    from licensing.models import Seat
+
+    grant, license_key = live_grant(1)
+    with urllib.request.urlopen(f"{live_site}/.well-known/keyplane/root-keys.json") as response:
+        root_keys = RootKeys.from_jwks(response.read())
+    client = Client(
+        server=live_site,
+        tenant="alpha",
+        product="atlas",
+        state_dir=tmp_path,
+        root_keys=root_keys,
+    )
+
+    activated = client.activate(license_key, device_name="e2e", platform="linux")
+    assert activated.state == DecisionState.VALID, activated
+    assert set(activated.features) >= {"export", "sync"}
+    refreshed = client.refresh()
+    assert refreshed.state == DecisionState.VALID, refreshed
+    client.fetch_manifest()
+    with schema_context("alpha"):
+        assert Seat.objects.filter(grant=grant, status="active").count() == 1
+
+    client.deactivate()
+    with schema_context("alpha"):
+        assert Seat.objects.filter(grant=grant, status="active").count() == 0

@@ -84,3 +84,25 @@ def test_private_key_not_stored_in_clear(in_alpha) -> None:
     )
     stored = bytes(SigningKey.objects.get(kid=loaded.kid).private_key_envelope)
     assert raw not in stored
+
+
+def test_certificate_renewed_before_expiry(in_alpha) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from licensing.jws import jws_sign
+    from licensing.signing import _open_private_key, root_key_active, tenant_key_active
+
+    key = tenant_key_active()
+    root = root_key_active()
+    root_private = _open_private_key(bytes(root.private_key_envelope), root.kid)
+    soon = int((timezone.now() + timedelta(days=5)).timestamp())
+    claims = jwt.decode(key.certificate, options={"verify_signature": False})
+    key.certificate = jws_sign(
+        {**claims, "exp": soon}, typ="kp-key-cert+jwt", kid=root.kid, private_key=root_private
+    )
+    key.save(update_fields=["certificate"])
+    renewed = jwt.decode(tenant_key_certificates()[0], options={"verify_signature": False})
+    assert renewed["exp"] > soon
+    assert renewed["nbf"] == claims["nbf"]

@@ -3,9 +3,9 @@
 Rate limiting: a critical finding is claimed for alerting with a conditional
 UPDATE that also sets `alerted_at`, and it is claimed again only after the
 tenant's `alert_repeat_hours`. A drift that resolves and reopens gets a new
-finding row with the same code and subject; it is not claimed while another
-row of that code and subject was alerted within the window, so a flapping
-device cannot flood the admins. Because the claim commits before sending,
+finding row with the same code and subject. That row is not claimed while
+another row of that code and subject was alerted within the window, so a
+flapping device cannot flood the admins. Because the claim commits before sending,
 an alert is sent at most once per window even if two workers race; a failed
 send is logged and not retried until the next window.
 
@@ -15,9 +15,12 @@ with the tenant key set from `GET /t/<slug>/api/v1/client/keys`.
 """
 
 import datetime as dt
+import ipaddress
 import logging
+import socket
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -144,10 +147,37 @@ def alert_claims(findings: list[Finding], *, slug: str, now: dt.datetime) -> dic
     }
 
 
+def webhook_target_allowed(url: str) -> bool:
+    """Return whether the webhook URL's host resolves only to public addresses.
+
+    Tenant admins choose the URL, so without this check a webhook could
+    reach services on the platform's own network (SSRF). Setting
+    KEYPLANE_ALERT_WEBHOOK_ALLOW_PRIVATE allows private and loopback
+    targets, for development and tests.
+    """
+    if getattr(settings, "KEYPLANE_ALERT_WEBHOOK_ALLOW_PRIVATE", False):
+        return True
+    host = urlsplit(url).hostname
+    if not host:
+        return False
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    # NOTE: requests resolves the name again, so a DNS answer that changes
+    # between the two lookups (DNS rebinding) is not caught here.
+    return all(ipaddress.ip_address(address.split("%")[0]).is_global for address in addresses)
+
+
 def _webhook_send(
     health: HealthSettings, findings: list[Finding], *, slug: str, now: dt.datetime
 ) -> int | None:
     if not health.alert_webhook_url:
+        return None
+    if not webhook_target_allowed(health.alert_webhook_url):
+        logger.warning(
+            "health.webhook_blocked schema=%s reason=private_address", connection.schema_name
+        )
         return None
     from licensing.signing import sign_tenant_object
 

@@ -1,7 +1,7 @@
 """The rules of reconciliation: which drifts a device, a grant or a release shows.
 
 Each rule is a plain function of rows already read, so reconcile.py can
-stream the fleet through `device_drifts` one row at a time; `grant_drifts`
+stream the fleet through `device_drifts` one row at a time. `grant_drifts`
 and `release_drifts` read small per-grant and per-release aggregates.
 """
 
@@ -50,7 +50,7 @@ class FleetRow:
 
 @dataclass
 class Targets:
-    """What each product's devices should run by now, and the thresholds in force."""
+    """Per-product versions that devices should run by now, and the thresholds in force."""
 
     now: dt.datetime
     settings: HealthSettings
@@ -84,10 +84,9 @@ def targets_load(*, now: dt.datetime, settings: HealthSettings) -> Targets:
     """Compute each product's required manifest version and overlay release.
 
     A version counts as required only once it is older than the tenant's
-    `stale_after_hours`, so devices get time to fetch it. The head overlay
-    release of a product in the middle of a staged rollout is not required
-    of every device; those devices are checked against the release they were
-    served instead.
+    `stale_after_hours`, so devices get time to fetch it. During a staged
+    rollout the head overlay release is not required of every device, so
+    each device is checked against the release it was served instead.
     """
     from overlays.models import ReleaseHead, Rollout
 

@@ -1,7 +1,7 @@
 """Prometheus metrics, shared by every gunicorn and Celery process through Redis.
 
 gunicorn runs several worker processes, so an in-process counter would show
-only the share of the process that happens to answer the scrape. Instead:
+only the share of the process that happens to serve the scrape. Instead:
 
 - Events are counted where this app can see them without touching the code
   that makes them: `ClientMetricsMiddleware` times the client API's

@@ -1,4 +1,4 @@
-"""Reconciliation: compare what the catalog says should run with what devices report.
+"""Reconciliation: compare what the catalog specifies with what devices report.
 
 One pass per tenant:
 
@@ -38,6 +38,7 @@ from health.drifts import FleetRow, device_drifts, grant_drifts, release_drifts,
 from health.findings import Detected
 from health.models import DeviceState, Finding
 from licensing.models import Device, IssuedToken, LicenseGrant, Policy, Revocation, Seat
+from overlays.models import DeviceRelease
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ LEFT JOIN {Revocation._meta.db_table} rt
     ON rt.kind = 'token' AND s.token_jti <> '' AND rt.token_jti = s.token_jti
 LEFT JOIN {IssuedToken._meta.db_table} it ON s.token_jti <> '' AND it.jti = s.token_jti
 LEFT JOIN {Revocation._meta.db_table} rg ON rg.kind = 'grant' AND rg.grant_id = it.grant_id
-LEFT JOIN overlays_devicerelease dr
+LEFT JOIN {DeviceRelease._meta.db_table} dr
     ON dr.device_id = d.id AND dr.product_code = COALESCE(s.product_code, a.product_code)
 """  # noqa: S608  # table names from model metadata; values are bound parameters
 
@@ -243,7 +244,7 @@ def silent_seats_release() -> int:
 
     Each release goes through licensing's `seat_force_release`, which records
     the reason on the seat and in the decision log. The finding resolves on
-    the next run, because the device then holds no seat.
+    the next run, because the device then has no active seat.
     """
     from licensing.services import seat_force_release
 

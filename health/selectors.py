@@ -1,7 +1,6 @@
 """Reads of license health for the dashboards, the admin API and the metrics endpoint."""
 
 import datetime as dt
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,13 +165,3 @@ def tenant_risk(*, now: dt.datetime | None = None) -> dict[str, Any]:
         "devices": DeviceState.objects.values("device_id").distinct().count(),
         "score": score,
     }
-
-
-def decisions_spread() -> Counter[str]:
-    return Counter(
-        dict(
-            DeviceState.objects.values("decision")
-            .annotate(n=Count("id"))
-            .values_list("decision", "n")
-        )
-    )

@@ -250,11 +250,6 @@ KEYPLANE_CLIENT_RATE_LIMITS = {
 # Largest accepted client API request body in bytes.
 KEYPLANE_CLIENT_MAX_BODY_BYTES = env_int("KEYPLANE_CLIENT_MAX_BODY_BYTES", default=8192, minimum=512)
 
-# --- Health ----------------------------------------------------------------------
-
-# When set, GET /metrics needs `Authorization: Bearer <this token>`.
-KEYPLANE_METRICS_TOKEN = env_str("KEYPLANE_METRICS_TOKEN", default="")
-
 # --- Identity (see docs/identity.md) -------------------------------------------
 
 # Tenant admins sign in with a password (unless their tenant disabled it) or
@@ -279,6 +274,10 @@ KEYPLANE_OIDC_METADATA_CACHE_SECONDS = env_int(
 
 # When set, GET /metrics needs `Authorization: Bearer <this token>`.
 KEYPLANE_METRICS_TOKEN = env_str("KEYPLANE_METRICS_TOKEN", default="")
+# Let alert webhooks reach private and loopback addresses (development only).
+KEYPLANE_ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool(
+    "KEYPLANE_ALERT_WEBHOOK_ALLOW_PRIVATE", default=False
+)
 
 # --- Celery -------------------------------------------------------------------
 

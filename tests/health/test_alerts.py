@@ -126,7 +126,10 @@ def webhook_url() -> Iterator[str]:
         server.server_close()
 
 
-def test_alert_webhook_signed_with_tenant_key(fleet: Fleet, webhook_url: str) -> None:
+def test_alert_webhook_signed_with_tenant_key(
+    fleet: Fleet, webhook_url: str, settings: Any
+) -> None:
+    settings.KEYPLANE_ALERT_WEBHOOK_ALLOW_PRIVATE = True
     settings_set(alert_webhook_url=webhook_url)
     _over_seats(fleet)
     findings_reconcile()
@@ -144,9 +147,22 @@ def test_alert_webhook_signed_with_tenant_key(fleet: Fleet, webhook_url: str) ->
     assert [f["code"] for f in claims["findings"]] == ["grant_over_seats"]
 
 
-def test_alert_webhook_down_still_emails(fleet: Fleet) -> None:
+def test_alert_webhook_private_address_blocked(fleet: Fleet, webhook_url: str) -> None:
+    settings_set(alert_webhook_url=webhook_url)
+    _over_seats(fleet)
+    findings_reconcile()
+
+    result = findings_alert_critical()
+
+    assert result.webhook_status is None
+    assert _Receiver.received == []
+    assert len(mail.outbox) == 1
+
+
+def test_alert_webhook_down_still_emails(fleet: Fleet, settings: Any) -> None:
     from tests.conftest import free_port
 
+    settings.KEYPLANE_ALERT_WEBHOOK_ALLOW_PRIVATE = True
     settings_set(alert_webhook_url=f"http://127.0.0.1:{free_port()}/gone")
     _over_seats(fleet)
     findings_reconcile()

@@ -90,6 +90,7 @@ class KeyplaneHistoryAdmin(SimpleHistoryAdmin):
     """SimpleHistoryAdmin plus an "as of" page at `<changelist>/as-of/?when=...`."""
 
     as_of_template = "audit/as_of.html"
+    change_list_template = "audit/change_list_with_as_of.html"
 
     def get_urls(self) -> list[Any]:
         opts = self.model._meta

@@ -328,3 +328,9 @@ def test_admin_as_of_view_shows_past_m2m(in_alpha):
 
     assert "<td>alert-reader</td>" in past.content.decode()
     assert "<td>alert-reader</td>" not in now.content.decode()
+
+
+def test_admin_changelist_links_as_of(in_alpha):
+    response = admin_client().get("/t/alpha/admin/audit/legalhold/")
+
+    assert 'href="/t/alpha/admin/audit/legalhold/as-of/"' in response.content.decode()

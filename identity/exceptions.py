@@ -30,6 +30,15 @@ class OidcIssuerMismatch(KeyplaneError):
     remediation = "The platform operator should set the issuer exactly as the provider states it."
 
 
+class OidcClientSecretUnreadable(KeyplaneError):
+    """Raised when the stored client secret cannot be decrypted (the KEK changed or the row did)."""
+
+    code = "oidc_client_secret_unreadable"
+    status = 500
+    title = "Client secret unreadable"
+    remediation = "The platform operator should enter the tenant's client secret again."
+
+
 class OidcStateInvalid(KeyplaneError):
     """Raised when a callback's state is unknown, expired, reused or made for another tenant."""
 

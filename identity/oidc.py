@@ -31,12 +31,14 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
 from identity.exceptions import (
+    OidcClientSecretUnreadable,
     OidcDiscoveryFailed,
     OidcIdTokenInvalid,
     OidcIssuerMismatch,
     OidcTokenRequestFailed,
 )
 from identity.platform.models import TenantOidcConfig
+from licensing.keystore import KeyStoreError
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +110,13 @@ def jwks_fetch(metadata: dict[str, Any], *, refresh: bool = False) -> dict[str, 
 
 
 def _session(config: TenantOidcConfig, redirect_uri: str) -> OAuth2Session:
-    secret = config.client_secret()
+    try:
+        secret = config.client_secret()
+    except KeyStoreError as error:
+        logger.error("identity.oidc.client_secret_unreadable tenant=%s", config.tenant_id)
+        raise OidcClientSecretUnreadable(
+            f"The client secret stored for tenant {config.tenant_id} cannot be decrypted."
+        ) from error
     return OAuth2Session(
         client_id=config.client_id,
         client_secret=secret or None,

@@ -15,6 +15,7 @@ from identity.enrollment import enrollment_token_hash
 from identity.models import EnrollmentToken
 from identity.platform.models import TenantOidcConfig
 from licensing.models import DeviceGroup
+from portal.problems import KeyplaneError
 from tests.licensing.conftest import grant_make, product_ensure
 
 TENANT_ADMIN_PASSWORD = "correct-horse-battery"
@@ -173,3 +174,24 @@ def test_config_clean_rejects(tenant_alpha: Any, field: str, value: Any, message
     with pytest.raises(ValidationError) as caught:
         config.full_clean()
     assert message in str(caught.value.message_dict[field])
+
+
+def test_unreadable_secret_raises_coded_error(tenant_alpha: Any) -> None:
+    from identity.oidc import authorization_url
+
+    config = TenantOidcConfig(
+        tenant=tenant_alpha,
+        issuer="https://idp.example.com",
+        client_id="keyplane",
+        client_secret_envelope=b"KPE1" + b"\x00" * 80,
+    )
+    with pytest.raises(KeyplaneError) as caught:
+        authorization_url(
+            config=config,
+            metadata={"authorization_endpoint": "https://idp.example.com/authorize"},
+            redirect_uri="https://keyplane.example/t/alpha/oidc/callback/",
+            state="state",
+            nonce="nonce",
+            code_verifier="v" * 48,
+        )
+    assert caught.value.code == "oidc_client_secret_unreadable"

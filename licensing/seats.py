@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ClientResult:
+class ClientAnswer:
     """A status code and JSON body for the client API."""
 
     status: int
@@ -78,7 +78,7 @@ def _answer_body(seat: Seat) -> dict[str, Any]:
 
 def _refused(event: str, error: KeyplaneError, subject: str) -> None:
     # Runs outside the failed transaction, so the refusal itself is kept.
-    decision(event=event, outcome="refused", reason=error.code, subject=subject)
+    decision(event=event, outcome="refused", reason=error.code, actor=subject, subject=subject)
 
 
 def seat_activate(
@@ -91,7 +91,7 @@ def seat_activate(
     platform: str,
     idempotency_key: str | None,
     request_hash: str = "",
-) -> ClientResult:
+) -> ClientAnswer:
     """Assign a seat of the license to the device and issue its first token.
 
     1. Find the grant by the license key's hash; stop if unknown or for another product.
@@ -129,7 +129,7 @@ def seat_activate(
                             f"Idempotency-Key {idempotency_key!r} was first used with another "
                             "request body."
                         )
-                    return ClientResult(stored.status_code, stored.body)
+                    return ClientAnswer(stored.status_code, stored.body)
             _check_grant_usable(grant)
             answer = _activate_locked(
                 grant=grant,
@@ -150,6 +150,7 @@ def seat_activate(
                 event="license.activate",
                 outcome="granted",
                 reason="existing_seat" if answer.status == 200 else "new_seat",
+                actor=subject,
                 subject=subject,
                 data={"grant": grant.pk, "device": answer.body["device_id"]},
             )
@@ -166,7 +167,7 @@ def _activate_locked(
     thumbprint: str,
     device_name: str,
     platform: str,
-) -> ClientResult:
+) -> ClientAnswer:
     now = timezone.now()
     device, created = Device.objects.get_or_create(
         thumbprint=thumbprint,
@@ -221,7 +222,7 @@ def _activate_locked(
         device.platform = platform
         fields.append("platform")
     device.save(update_fields=fields)
-    return ClientResult(status, _answer_body(seat))
+    return ClientAnswer(status, _answer_body(seat))
 
 
 def _device_for(thumbprint: str) -> Device:
@@ -233,7 +234,7 @@ def _device_for(thumbprint: str) -> Device:
     return device
 
 
-def token_refresh(*, thumbprint: str, product_code: str) -> ClientResult:
+def token_refresh(*, thumbprint: str, product_code: str) -> ClientAnswer:
     """Issue a new token that reflects the grant's current terms and entitlements."""
     subject = f"device:{thumbprint}"
     try:
@@ -254,10 +255,11 @@ def token_refresh(*, thumbprint: str, product_code: str) -> ClientResult:
             decision(
                 event="license.refresh",
                 outcome="granted",
+                actor=subject,
                 subject=subject,
                 data={"grant": seat.grant_id, "device": device.pk},
             )
-            return ClientResult(200, body)
+            return ClientAnswer(200, body)
     except KeyplaneError as error:
         _refused("license.refresh", error, subject)
         raise
@@ -284,6 +286,7 @@ def seat_deactivate(*, thumbprint: str, product_code: str) -> None:
             decision(
                 event="license.deactivate",
                 outcome="done" if released else "already_released",
+                actor=subject,
                 subject=subject,
                 data={"grant": seat.grant_id, "seat": seat.pk},
             )

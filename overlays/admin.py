@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from licensing.models import Device, DeviceGroup
+from overlays.catalog.models import schema_current
 from overlays.merge import Layer, flatten
 from overlays.models import (
     GroupOverlay,
@@ -101,6 +102,14 @@ class PatchForm(forms.ModelForm):  # type: ignore[type-arg]  # generic only in t
         if issues:
             raise forms.ValidationError([f"{i.path or '/'}: {i.message}" for i in issues])
         return patch
+
+    def clean_product_code(self) -> str:
+        code = str(self.cleaned_data["product_code"])
+        if schema_current(code) is None:
+            raise forms.ValidationError(
+                f"Product {code!r} has no overlay schema; ask the platform operator for one."
+            )
+        return code
 
 
 @admin.register(TenantOverlay, site=tenant_admin_site)

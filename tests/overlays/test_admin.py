@@ -171,3 +171,16 @@ def test_tenant_overlay_page_links_effective_view(in_alpha, product):
         f"/t/alpha/admin/overlays/tenantoverlay/effective/?product={product.code}"
         in page.content.decode()
     )
+
+
+def test_tenant_overlay_form_rejects_product_without_schema(in_alpha, product):
+    client = _admin(in_alpha)
+
+    page = client.post(
+        "/t/alpha/admin/overlays/tenantoverlay/add/",
+        {"product_code": "no-such-product", "patch": "{}"},
+    )
+    connection.set_tenant(in_alpha)
+
+    assert "has no overlay schema" in page.content.decode()
+    assert not TenantOverlay.objects.exists()

@@ -54,6 +54,7 @@ def _publish_concurrently(product_code, patches):
 
 
 def test_concurrent_publishes_of_different_content_one_wins(committed_product):
+    from licensing.models import Manifest
     from overlays.models import Release
     from overlays.selectors import head_current
 
@@ -69,6 +70,8 @@ def test_concurrent_publishes_of_different_content_one_wins(committed_product):
     with schema_context("alpha"):
         assert Release.objects.filter(product_code=committed_product.code).count() == 1
         assert head_current(committed_product.code).pk == winners[0].release.pk
+        manifest = Manifest.objects.filter(product_code=committed_product.code).latest("version")
+        assert manifest.content["overlay"]["sha256"] == winners[0].release.sha256
     connection.set_schema_to_public()
 
 

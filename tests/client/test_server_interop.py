@@ -73,6 +73,14 @@ def test_interop_cli_activate_refresh_status_offline(
     assert decision["state"] == "valid"
     assert decision["features"] == ["export", "sync"]
 
+    token = (state_dir / "license.jwt").read_text()
+    verify = cli("http://127.0.0.1:9", state_dir, "verify", token)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout.strip() == "valid: ok"
+    tampered = cli("http://127.0.0.1:9", state_dir, "verify", token[:-4] + "AAAA")
+    assert tampered.returncode == 1
+    assert tampered.stdout.startswith("invalid: signature_invalid")
+
 
 def test_interop_token_verified_by_independent_jose(
     live_site, live_license, root_keys_file, tmp_path

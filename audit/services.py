@@ -17,6 +17,7 @@ from typing import Any
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
 from simple_history.utils import bulk_update_with_history
 
 from audit import chain
@@ -183,9 +184,15 @@ def decision_record(
     stored as `unknown`.
 
     Raises SecretInDecisionData when `data` contains a key that names a
-    secret or a value that looks like a signed token, and DecisionEntryInvalid
-    when a field has the wrong form.
+    secret or a value that looks like a signed token. Raises
+    DecisionEntryInvalid when a field has the wrong form or the current
+    schema is the public one.
     """
+    if connection.schema_name == get_public_schema_name():
+        raise DecisionEntryInvalid(
+            f"event {event!r} was recorded in the public schema, which has no decision log; "
+            "record it inside the tenant's schema (schema_context or a tenant request)."
+        )
     data = data or {}
     actor = actor or UNKNOWN_ACTOR
     _validate_entry(event=event, outcome=outcome, reason=reason, actor=actor, subject=subject)

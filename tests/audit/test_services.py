@@ -166,3 +166,8 @@ def test_decision_log_delete_needs_purge_setting(in_alpha):
         deleted = cursor.rowcount
 
     assert deleted == 1
+
+
+def test_decision_record_rejects_public_schema(db):
+    with pytest.raises(DecisionEntryInvalid, match="public schema"):
+        decision_record(event="root_key.rotate", outcome="ok")

@@ -5,6 +5,10 @@ names the tenant schema, and the pending sign-in (nonce, PKCE verifier,
 next page) is kept in the tenant's own session. A callback that arrives at
 another tenant, or carries a state this session did not start, is refused
 before any code is exchanged.
+
+Both views count against the client address's request budget of the client
+API (`KEYPLANE_RATE_PER_ADDRESS` per minute), so a flood of sign-in
+attempts cannot fill the decision log unchecked.
 """
 
 import logging
@@ -27,9 +31,10 @@ from identity.exceptions import OidcNotConfigured, OidcProviderError, OidcStateI
 from identity.oidc import authorization_url, code_exchange, discovery_fetch, id_token_validate
 from identity.platform.selectors import oidc_enabled_config_for
 from identity.provisioning import federated_user_signin, groups_from_claims
-from identity.signin import EVENT_OIDC, signin_record
+from identity.signin import EVENT_OIDC, client_address, signin_record
+from licensing.ratelimit import rate_limit_hit
 from portal.admin_sites import tenant_admin_site
-from portal.problems import KeyplaneError
+from portal.problems import KeyplaneError, RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +89,17 @@ def _pending_pop(request: HttpRequest, state: str) -> dict[str, Any]:
 
 
 def _error_page(request: HttpRequest, error: KeyplaneError) -> HttpResponse:
+    logger.info("identity.oidc.refused code=%s", error.code)
     context = {
         **tenant_admin_site.each_context(request),
         "title": error.title,
         "error": error,
         "login_url": reverse("tenant_admin:login"),
     }
-    return render(request, "identity/signin_error.html", context, status=error.status)
+    response = render(request, "identity/signin_error.html", context, status=error.status)
+    if isinstance(error, RateLimited):
+        response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @never_cache
@@ -99,6 +108,7 @@ def oidc_login(request: HttpRequest) -> HttpResponse:
     """Redirect the browser to the tenant's provider with a fresh state, nonce and PKCE verifier."""
     config = oidc_enabled_config_for(getattr(request, "tenant", None))
     try:
+        rate_limit_hit(scope="address", identity=client_address(request))
         if config is None:
             raise OidcNotConfigured("This organisation has no single sign-on configured.")
         metadata = discovery_fetch(config)
@@ -135,6 +145,7 @@ def oidc_callback(request: HttpRequest) -> HttpResponse:
     config = oidc_enabled_config_for(getattr(request, "tenant", None))
     issuer = config.issuer if config is not None else ""
     try:
+        rate_limit_hit(scope="address", identity=client_address(request))
         if config is None:
             raise OidcNotConfigured("This organisation has no single sign-on configured.")
         pending = _pending_pop(request, request.GET.get("state", ""))

@@ -1,4 +1,4 @@
-"""Writes to the decision log: appends, checkpoints and the retention purge.
+"""Writes of the audit app: appends, checkpoints, the retention purge, alerts and legal holds.
 
 Every write locks the tenant's `ChainHead` row first, so concurrent writers
 in any number of processes append one after the other: the chain never forks

@@ -30,7 +30,13 @@ from licensing.models import (
     Seat,
     SigningKey,
 )
-from licensing.services import device_revoke, grant_create, grant_revoke, seat_force_release
+from licensing.services import (
+    device_revoke,
+    grant_create,
+    grant_revoke,
+    grant_update,
+    seat_force_release,
+)
 from licensing.signing import tenant_key_rotate
 from portal.admin_sites import tenant_admin_site
 from portal.catalog.models import KeyState
@@ -99,8 +105,13 @@ class LicenseGrantAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request: HttpRequest, obj: LicenseGrant, form: Any, change: bool) -> None:
         if change:
-            obj.full_clean()
-            super().save_model(request, obj, form, change)
+            grant_update(
+                grant_id=obj.pk,
+                seat_count=obj.seat_count,
+                term_start=obj.term_start,
+                term_end=obj.term_end,
+                acting_user=request.user,
+            )
             return
         grant, license_key = grant_create(
             policy_id=obj.policy_id,

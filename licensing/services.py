@@ -119,6 +119,60 @@ def grant_create(
     return grant, license_key
 
 
+def grant_update(
+    *,
+    grant_id: int,
+    acting_user: Any,
+    seat_count: int | None = None,
+    term_start: datetime | None = None,
+    term_end: datetime | None = None,
+) -> LicenseGrant:
+    """Change a grant's seat count or term, checked like a new grant, and publish a manifest.
+
+    Lowering the seat count below the seats in use releases no seat: the
+    surplus devices keep theirs, and no new device gets one until enough are
+    released.
+    """
+    with transaction.atomic():
+        grant = (
+            LicenseGrant.objects.select_for_update()
+            .select_related("policy")
+            .filter(pk=grant_id)
+            .first()
+        )
+        if grant is None:
+            raise ObjectNotFound(f"No license grant has the id {grant_id}.")
+        changes = {
+            "seat_count": seat_count,
+            "term_start": term_start,
+            "term_end": term_end,
+        }
+        fields = [name for name, value in changes.items() if value is not None]
+        if not fields:
+            return grant
+        previous = {name: str(getattr(grant, name)) for name in fields}
+        for name in fields:
+            setattr(grant, name, changes[name])
+        try:
+            grant.full_clean()
+        except ValidationError as error:
+            _raise_invalid(error, "grant")
+        grant.save(update_fields=fields)
+        decision(
+            event="grant.updated",
+            outcome="done",
+            actor=_actor(acting_user),
+            subject=str(grant.pk),
+            data={"previous": previous, "fields": fields},
+        )
+        manifest_publish(
+            product_code=grant.policy.product_code,
+            reason=f"grant {grant.pk} changed",
+            acting_user=acting_user,
+        )
+    return grant
+
+
 def grant_status_set(*, grant_id: int, status: str, reason: str, acting_user: Any) -> LicenseGrant:
     """Suspend, reactivate or expire a grant (revocation goes through `grant_revoke`)."""
     if status not in {

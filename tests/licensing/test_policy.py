@@ -70,3 +70,19 @@ def test_every_error_code_documented() -> None:
     }
     missing = sorted(code for code in codes if f"`{code}`" not in text)
     assert missing == []
+
+
+def test_grant_update_checks_policy_limit(in_alpha, product) -> None:  # type: ignore[no-untyped-def]
+    from licensing.models import LicenseGrant, Manifest
+    from licensing.services import grant_create, grant_update
+
+    policy = policy_make(seat_limit=10)
+    grant, _ = grant_create(policy_id=policy.pk, seat_count=2, acting_user=None)
+    with pytest.raises(PolicyInvalid) as raised:
+        grant_update(grant_id=grant.pk, seat_count=11, acting_user=None)
+    assert "seat_count" in _fields(raised.value)
+    assert LicenseGrant.objects.get(pk=grant.pk).seat_count == 2
+    versions = Manifest.objects.filter(product_code="atlas").count()
+    grant_update(grant_id=grant.pk, seat_count=5, acting_user=None)
+    assert LicenseGrant.objects.get(pk=grant.pk).seat_count == 5
+    assert Manifest.objects.filter(product_code="atlas").count() == versions + 1

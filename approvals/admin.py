@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from approvals import services
+from approvals.appliers import change_prepare
 from approvals.models import Approval, ApprovalSettings, ChangeRequest, TermTransition
 from approvals.renewals import renewals_whatif
 from approvals.selectors import APPROVE_PERMISSION, queue_for
@@ -54,6 +55,17 @@ class ChangeRequestForm(forms.ModelForm):  # type: ignore[type-arg]  # not subsc
     class Meta:
         model = ChangeRequest
         fields = ["kind", "payload", "reason", "schedule", "apply_after"]
+
+    def clean(self) -> dict[str, Any]:
+        """Check the payload against its kind, so errors show on the form instead of a 403."""
+        data = super().clean() or {}
+        kind = data.get("kind") or self.instance.kind
+        if kind and "payload" in data:
+            try:
+                change_prepare(kind, data["payload"])
+            except KeyplaneError as error:
+                raise forms.ValidationError(f"{error.detail} {error.remediation}") from error
+        return data
 
 
 class ApprovalInline(admin.TabularInline):  # type: ignore[type-arg]  # not subscriptable at run time
@@ -116,6 +128,10 @@ class ChangeRequestAdmin(SimpleHistoryAdmin):
         ).count()
         return f"{count} of {obj.quorum_required}"
 
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        # A new request has no approvals yet.
+        return [] if obj is None else list(self.inlines)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is None:
             return self.readonly_fields
@@ -151,10 +167,6 @@ class ChangeRequestAdmin(SimpleHistoryAdmin):
         except KeyplaneError as error:
             raise PermissionDenied(f"{error.title}: {error.detail} {error.remediation}") from error
         obj.pk = saved.pk
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        # Approvals are written by the decision views only.
-        return None
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view

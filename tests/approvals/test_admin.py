@@ -95,3 +95,68 @@ def test_whatif_page_renders(grant: Any, approver: Any) -> None:
 
     assert page.status_code == 200
     assert "grace_entered" in page.content.decode()
+
+
+def test_add_form_raises_request(grant: Any, requester: Any) -> None:
+    response = _client(requester).post(
+        f"{BASE}/add/",
+        {
+            "kind": "seat_increase",
+            "payload": f'{{"grant": {grant.pk}, "seat_count": 8}}',
+            "reason": "New team",
+            "schedule": "immediate",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    created = ChangeRequest.objects.get(grant=grant)
+    assert created.requester == requester
+    assert created.after == {"seat_count": 8}
+
+
+def test_add_form_shows_invalid_payload(grant: Any, requester: Any) -> None:
+    response = _client(requester).post(
+        f"{BASE}/add/",
+        {
+            "kind": "seat_increase",
+            "payload": f'{{"grant": {grant.pk}, "seat_count": 2}}',
+            "reason": "Fewer seats",
+            "schedule": "immediate",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "is not above the grant" in response.content.decode()
+    assert not ChangeRequest.objects.filter(grant=grant).exists()
+
+
+def test_change_form_edit_voids_approval(grant: Any, requester: Any, approver: Any) -> None:
+    from tests.approvals.conftest import settings_set
+
+    settings_set(quorum=2)
+    request = services.changerequest_create(
+        kind=ChangeRequest.Kind.SEAT_INCREASE,
+        payload={"grant": grant.pk, "seat_count": 8},
+        reason="New team",
+        acting_user=requester,
+    )
+    services.changerequest_approve(request_id=request.pk, acting_user=approver)
+
+    response = _client(requester).post(
+        f"{BASE}/{request.pk}/change/",
+        {
+            "payload": f'{{"grant": {grant.pk}, "seat_count": 10}}',
+            "reason": "Bigger team",
+            "schedule": "immediate",
+            "approvals-TOTAL_FORMS": "0",
+            "approvals-INITIAL_FORMS": "0",
+            "approvals-MIN_NUM_FORMS": "0",
+            "approvals-MAX_NUM_FORMS": "1000",
+        },
+    )
+
+    request.refresh_from_db()
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    assert request.revision == 2
+    assert request.after == {"seat_count": 10}
+    assert request.approvals.get().voided_at is not None

@@ -161,7 +161,7 @@ def webhook_target_allowed(url: str) -> bool:
     if not host:
         return False
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError:
         return False
     # NOTE: requests resolves the name again, so a DNS answer that changes

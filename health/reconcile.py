@@ -24,7 +24,7 @@ two concurrent runs of the same tenant cannot both insert or resolve.
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -153,15 +153,34 @@ def _copy_detected(cursor: Any, batch: list[Detected]) -> None:
             )
 
 
-def _history_write(ids: Iterable[int], *, reason: str, update: bool) -> None:
-    """Write history rows for findings changed by SQL, which simple-history cannot see."""
-    actor = system_user(ACTOR_NAME)
-    ids = list(ids)
-    for start in range(0, len(ids), 2000):
-        chunk = list(Finding.objects.filter(pk__in=ids[start : start + 2000]))
-        Finding.history.bulk_history_create(
-            chunk, update=update, default_user=actor, default_change_reason=reason
+def _history_write(
+    cursor: Any, ids: list[int], *, reason: str, update: bool, now: dt.datetime
+) -> None:
+    """Write history rows for findings changed by SQL, which simple-history cannot see.
+
+    Copies the rows in one INSERT ... SELECT instead of loading them, so the
+    first run on a large fleet does not build a model instance per finding.
+    """
+    if not ids:
+        return
+    columns = ", ".join(field.column for field in Finding._meta.concrete_fields)
+    history_table = Finding.history.model._meta.db_table
+    cursor.execute(
+        f"""
+        INSERT INTO {history_table} (
+            {columns}, history_date, history_change_reason, history_type, history_user_id
         )
+        SELECT {columns}, %(now)s, %(reason)s, %(kind)s, %(user)s
+        FROM {Finding._meta.db_table} WHERE id = ANY(%(ids)s)
+        """,  # noqa: S608  # names from model metadata; values are bound parameters
+        {
+            "now": now,
+            "reason": reason,
+            "kind": "~" if update else "+",
+            "user": system_user(ACTOR_NAME).pk,
+            "ids": ids,
+        },
+    )
 
 
 def findings_reconcile(*, now: dt.datetime | None = None) -> ReconcileResult:
@@ -204,8 +223,10 @@ def findings_reconcile(*, now: dt.datetime | None = None) -> ReconcileResult:
         cursor.execute(_RESOLVE_GONE, {"now": now})
         resolved = [row[0] for row in cursor.fetchall()]
 
-        _history_write(opened, reason="found by reconciliation", update=False)
-        _history_write(resolved, reason="drift no longer seen by reconciliation", update=True)
+        _history_write(cursor, opened, reason="found by reconciliation", update=False, now=now)
+        _history_write(
+            cursor, resolved, reason="drift no longer seen by reconciliation", update=True, now=now
+        )
         cursor.execute(f"DROP TABLE pg_temp.{_DETECTED_TABLE}")
 
     result = ReconcileResult(

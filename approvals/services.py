@@ -37,7 +37,7 @@ from approvals.selectors import (
     window_is_open,
     window_next_opening,
 )
-from audit.actors import system_user
+from audit.actors import system_actor, system_user
 from audit.services import decision_record
 from portal.problems import KeyplaneError
 
@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 State = ChangeRequest.State
 Schedule = ChangeRequest.Schedule
 APPLY_ACTOR = "approvals_apply"
+ESCALATION_ACTOR = "approvals_escalation"
 
 
 def _actor(user: Any) -> str:
@@ -539,7 +540,7 @@ def changerequests_escalate(*, now: datetime | None = None) -> int:
             decision_record(
                 event="change_request.escalated",
                 outcome=step,
-                actor=f"system:{APPLY_ACTOR}",
+                actor=system_actor(ESCALATION_ACTOR),
                 subject=str(pk),
                 data={"level": next_level},
             )

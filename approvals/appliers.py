@@ -1,4 +1,4 @@
-"""What each kind of change request changes: its preview and the code that applies it.
+"""Per kind of change request: the preview of the change and the code that applies it.
 
 For every kind, `prepare` reads the current state and returns the
 before/after values shown to approvers and the `base`: the fields of each

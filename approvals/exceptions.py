@@ -18,7 +18,7 @@ class ChangeRequestInvalid(KeyplaneError):
     code = "change_request_invalid"
     status = 400
     title = "Invalid change request"
-    remediation = "Correct the payload as the message says and raise the request again."
+    remediation = "Correct the payload as the detail describes and raise the request again."
 
 
 class ChangeNotGated(KeyplaneError):

@@ -2,7 +2,7 @@
 
 A `ChangeRequest` records one gated action: what will change (`payload`,
 with a rendered `before`/`after`), why, who asked, and the fields of every
-object it was based on (`base`), so applying it after those objects changed
+object it was based on (`base`). Applying it after those objects changed
 fails instead of overwriting newer values. `Approval` rows are the
 approvers' decisions; editing a request voids them. `TermTransition` records
 that a grant's term entered its grace period or expired, once per term.
@@ -241,7 +241,7 @@ class Approval(models.Model):
 
 
 class TermTransition(models.Model):
-    """A grant's term entering its grace period or expiring; at most once per term."""
+    """A grant's term entering its grace period or expiring; unique per grant, term and kind."""
 
     class Kind(models.TextChoices):
         GRACE_ENTERED = "grace_entered", "Entered grace period"

@@ -17,7 +17,7 @@ from licensing.signing import current_tenant_slug
 
 logger = logging.getLogger(__name__)
 
-# Who gets which message, and its template under templates/approvals/email/.
+# The audience of each event; the message template is templates/approvals/email/<event>.txt.
 AUDIENCES = {
     "raised": "approvers",
     "edited": "approvers",

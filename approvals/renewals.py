@@ -7,8 +7,8 @@ A concurrent insert of the same key waits for the first one's commit and
 then fails on the constraint, so the later scan skips that grant.
 
 Due dates are the grant's `term_end` (grace starts) and `term_end` plus the
-policy's grace days (the grant expires); the sweep compares them with the
-clock, and a unique `TermTransition` row per grant, term and kind makes each
+policy's grace days (the grant expires). The sweep compares them with the
+clock. A unique `TermTransition` row per grant, term and kind makes each
 transition happen once.
 """
 
@@ -249,8 +249,8 @@ def renewals_whatif(*, days: int, now: datetime | None = None) -> list[WhatIfEve
     The replay keeps the current approvals. A renewal request that is approved
     and not yet applied renews its term when it is due. Every other term runs
     out, so the grant enters grace at the term end and expires when grace
-    ends. Renewal requests the scan would raise are listed, but nobody
-    approves them in the replay.
+    ends. Renewal requests the scan would raise are listed, but the
+    replay treats them as never approved.
     """
     now = now or timezone.now()
     horizon = now + timedelta(days=days)

@@ -59,8 +59,8 @@ browser:
 # print a summary, then keep serving on 127.0.0.1:$(PORT) until Ctrl-C.
 # KEYPLANE_DEMO_EXIT=1 make demo verifies the scenario and exits instead.
 demo: $(STAMP)
-	@$(WITH_SERVICES) $(BIN)/python manage.py migrate_schemas --shared --noinput && \
-	$(BIN)/python manage.py migrate_schemas --noinput && \
+	@$(WITH_SERVICES) $(BIN)/python manage.py migrate_schemas --shared --noinput -v 0 && \
+	$(BIN)/python manage.py migrate_schemas --noinput -v 0 && \
 	$(BIN)/python manage.py bootstrap_platform && \
 	KEYPLANE_BASE_URL=http://127.0.0.1:$(PORT) exec $(BIN)/python manage.py run_demo --port $(PORT)
 

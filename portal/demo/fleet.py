@@ -201,7 +201,10 @@ def device_cycle(spec: DeviceSpec) -> DeviceResult:
         except KeyplaneClientError as error:
             result.errors.append(f"manifest: {error.reason}")
         manifest = client.manifest
-        if manifest is not None and manifest.overlay is not None and client.decision().licensed:
+        pointer = manifest.overlay if manifest is not None else None
+        current = client.overlay.release if client.overlay is not None else None
+        # Activation and refresh already fetch a changed overlay; fetch only what is still missing.
+        if pointer is not None and pointer.release != current and client.decision().licensed:
             try:
                 _with_rate_limit_retry(client.fetch_overlay)
             except KeyplaneClientError as error:

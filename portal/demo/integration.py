@@ -66,16 +66,9 @@ def change_request_wait_applied(change_request: Any, *, timeout: float = 60.0) -
 
 def findings_by_severity() -> dict[str, int]:
     """Count the current tenant's unresolved health findings by severity."""
-    from django.db.models import Count
+    from health.selectors import findings_by_severity as unresolved_by_severity
 
-    from health.models import Finding
-
-    rows = (
-        Finding.objects.exclude(state=Finding.State.RESOLVED)
-        .values("severity")
-        .annotate(total=Count("id"))
-    )
-    return {str(row["severity"]): int(row["total"]) for row in rows.order_by("severity")}
+    return unresolved_by_severity()
 
 
 # --- audit ----------------------------------------------------------------------

@@ -92,7 +92,7 @@ def _effective_lookup(context: dict[str, Any]) -> dict[str, Any]:
 
 
 class PatchForm(forms.ModelForm):  # type: ignore[type-arg]  # generic only in the stubs
-    """Edits a merge patch as JSON text; the service checks it when saved."""
+    """Edits a merge patch as JSON; schema rules are checked when publishing."""
 
     def clean_patch(self) -> Any:
         patch = self.cleaned_data["patch"]

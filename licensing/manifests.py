@@ -54,13 +54,16 @@ def _manifest_claims(product: Product, version: int) -> dict[str, Any]:
     # window must already have started at the manifest's `iat`.
     certificates = tenant_key_certificates()
     now = timezone.now()
+
     policies = list(Policy.objects.filter(product_code=product.code))
     offline_hours = max((p.offline_tolerance_hours for p in policies), default=0)
     lifetime = timedelta(hours=offline_hours) if offline_hours else DEFAULT_MANIFEST_LIFETIME
     regions = sorted({region for p in policies for region in p.allowed_regions})
+    # Later policies win where two set the same compliance key.
     compliance: dict[str, Any] = {}
     for policy in policies:
         compliance.update(policy.compliance)
+
     claims: dict[str, Any] = {
         "iss": _issuer(),
         "tid": current_tenant_slug(),

@@ -1,7 +1,7 @@
 """Client-side licensing: activation, refresh and deactivation of a device.
 
 Each function receives a device key that the API layer has already proven
-the caller holds (a verified DPoP proof), so the thumbprint identifies the
+the caller has (a verified DPoP proof), so the thumbprint identifies the
 device. Seat and device limits are enforced under a row lock on the grant:
 concurrent activations of one grant run one after another, and a partial
 unique index keeps one active seat per grant and device even if that lock
@@ -242,9 +242,7 @@ def token_refresh(*, thumbprint: str, product_code: str) -> ClientAnswer:
             device = _device_for(thumbprint)
             seat = device_active_seat(device, product_code)
             if seat is None:
-                raise DeviceUnknown(
-                    f"Device {device.pk} holds no seat for product {product_code!r}."
-                )
+                raise DeviceUnknown(f"Device {device.pk} has no seat for product {product_code!r}.")
             _check_grant_usable(seat.grant)
             # Record the contact at most once a minute, to keep refreshes light.
             now = timezone.now()
@@ -273,9 +271,7 @@ def seat_deactivate(*, thumbprint: str, product_code: str) -> None:
             device = _device_for(thumbprint)
             seat = device_active_seat(device, product_code)
             if seat is None:
-                raise DeviceUnknown(
-                    f"Device {device.pk} holds no seat for product {product_code!r}."
-                )
+                raise DeviceUnknown(f"Device {device.pk} has no seat for product {product_code!r}.")
             seat = Seat.objects.select_for_update().get(pk=seat.pk)
             released = seat.status == Seat.Status.ACTIVE
             if released:

@@ -85,8 +85,8 @@ def _root_key_create() -> RootSigningKey:
 
 
 def _without_request_user(key: RootSigningKey) -> None:
-    # The root key lives in the public schema, but may be created during a
-    # tenant request whose user exists only in the tenant's schema; its
+    # The root key lives in the public schema but may be created during a
+    # tenant request, whose user exists only in the tenant's schema. Its
     # history row must not point at that user.
     key._history_user = None  # type: ignore[attr-defined]  # read by simple_history
 
@@ -249,7 +249,7 @@ def _signing_key() -> LoadedKey:
     """Return the active key of the current tenant, opened.
 
     The active kid is read on every call (one indexed query), so a rotation
-    takes effect at once in every process; only the opened private key is
+    takes effect at once in every process. Only the opened private key is
     cached, by kid.
     """
     key = tenant_key_active()

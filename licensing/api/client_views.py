@@ -52,7 +52,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    description="Retries with the same key and device key return the first answer.",
+    description="A retry with the same key, device key and body returns the first response.",
 )
 PROBLEM = OpenApiResponse(ProblemSerializer, description="Problem details (RFC 9457).")
 ERRORS = {status: PROBLEM for status in (400, 401, 403, 404, 409, 413, 422, 429)}
@@ -219,7 +219,7 @@ class ManifestView(ClientAPIView):
 
 @require_GET
 def root_keys(request: HttpRequest) -> HttpResponse:
-    """The platform root keys as a JWKS; clients pin these at build time."""
+    """Return the platform root keys as a JWKS, which clients pin at build time."""
     response = JsonResponse(root_jwks())
     response["Cache-Control"] = "public, max-age=300"
     return response

@@ -6,7 +6,7 @@ tenant's `alert_repeat_hours`. A drift that resolves and reopens gets a new
 finding row with the same code and subject. That row is not claimed while
 another row of that code and subject was alerted within the window, so a
 flapping device cannot flood the admins. Because the claim commits before sending,
-an alert is sent at most once per window even if two workers race; a failed
+an alert is sent at most once per window even if two workers race. A failed
 send is logged and not retried until the next window.
 
 The optional webhook receives `{"alert": <JWS>}`, the JWS signed with the

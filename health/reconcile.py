@@ -4,7 +4,7 @@ One pass per tenant:
 
 1. Read the small per-product targets (manifest version and overlay release
    each device should run by now) and the tenant's settings.
-2. Stream every device that holds a seat or has checked in (one query over a
+2. Stream every device that has an active seat or has checked in (one query over a
    server-side cursor, `CHUNK_SIZE` rows at a time) and check each row
    against the device rules. The drifts found are copied into a temporary
    table chunk by chunk, so memory stays flat however large the fleet is.
@@ -47,7 +47,7 @@ ACTOR_NAME = "reconcile"
 
 _DETECTED_TABLE = "health_detected"
 
-# Every device that holds an active seat or has checked in, one row per device
+# Every device that has an active seat or has checked in, one row per device
 # and product, with what reconciliation compares: its latest check-in, its
 # seat, the revocations that concern it and the overlay release it was served.
 FLEET_SQL = f"""

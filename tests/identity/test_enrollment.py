@@ -315,3 +315,27 @@ def test_redeem_concurrent_never_exceeds_uses(committed_db: None) -> None:
     with schema_context(tenant.schema_name):
         row.refresh_from_db()
         assert row.uses == 3
+
+
+def test_revoke_command_blocks_token(enroll: Any) -> None:
+    grant, _ = grant_make()
+    row, token = _token(grant, _group())
+    stdout = io.StringIO()
+    call_command(
+        "revoke_enrollment_token", tenant="alpha", id=row.pk, reason="laptop lost", stdout=stdout
+    )
+    connection.set_tenant(enroll)
+    assert f"Enrollment token {row.pk} revoked" in stdout.getvalue()
+    row.refresh_from_db()
+    assert row.revoked_reason == "laptop lost"
+    assert _code_of(lambda: enrollment_redeem(token=token, product_code="atlas")) == (
+        "enrollment_revoked",
+        403,
+    )
+
+
+def test_revoke_command_unknown_id_fails(enroll: Any) -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No enrollment token has the id 999999"):
+        call_command("revoke_enrollment_token", tenant="alpha", id=999999, reason="x")

@@ -318,3 +318,20 @@ def test_unknown_tenant_rejected(db: None) -> None:
     )
     assert response.status_code == 404
     assert _problem(response) == "tenant_not_found"
+
+
+def test_manifest_not_accepted_as_token(alpha_api: ClientApi, device_key: DeviceKey) -> None:
+    """A license verifier rejects the manifest, though the same key signs both."""
+    from keyplane_client.errors import VerificationError
+    from keyplane_client.tokens import verify_license
+    from keyplane_client.trust import Keyring, RootKeys
+
+    _, license_key = grant_make()
+    body = _activate(alpha_api, device_key, license_key).json()
+    jwks = Client().get("/.well-known/keyplane/root-keys.json").content
+    connection.set_tenant(alpha_api.tenant)
+    certificates = alpha_api.get("keys").json()["keys"]
+    keyring = Keyring.from_certificates(certificates, RootKeys.from_jwks(jwks), tenant="alpha")
+    assert verify_license(body["token"], keyring, product="atlas").tenant == "alpha"
+    with pytest.raises(VerificationError):
+        verify_license(body["manifest"], keyring, product="atlas")

@@ -112,3 +112,67 @@ def test_approval_applies_renewal_on_worker(celery_worker: Any, committed_db: No
     assert grant.term_end == old_end + timedelta(days=365)
     assert grant.status == LicenseGrant.Status.ACTIVE
     assert history_user == approver
+
+
+def test_sweep_task_moves_lapsed_grant_once(celery_worker: Any, committed_db: None) -> None:
+    from approvals.models import TermTransition
+    from approvals.tasks import sweep
+
+    with schema_context("beta"):
+        grant = grant_ending(timezone.now() - timedelta(days=20), grace_days=14)
+        first = sweep.delay().get(timeout=RESULT_TIMEOUT)
+        second = sweep.delay().get(timeout=RESULT_TIMEOUT)
+        kinds = sorted(
+            TermTransition.objects.filter(grant_id=grant.pk).values_list("kind", flat=True)
+        )
+        grant.refresh_from_db()
+
+    assert first["expired"] >= 1
+    assert second["expired"] == 0
+    assert kinds == ["expired", "grace_entered"]
+    assert grant.status == LicenseGrant.Status.EXPIRED
+
+
+def test_concurrent_approvals_reach_quorum_once(committed_db: None) -> None:
+    from approvals.models import ApprovalSettings
+    from audit.models import DecisionLogEntry
+
+    with schema_context("beta"):
+        ApprovalSettings.objects.update_or_create(pk=1, defaults={"quorum": 2})
+        grant = grant_ending(timezone.now() + timedelta(days=25))
+        requester = user_make(PROCUREMENT_ADMIN)
+        approvers = [user_make(APPROVER), user_make(APPROVER)]
+        request = services.changerequest_create(
+            kind=ChangeRequest.Kind.SEAT_INCREASE,
+            payload={"grant": grant.pk, "seat_count": 9},
+            reason="Two approvers at once",
+            acting_user=requester,
+        )
+        ApprovalSettings.objects.filter(pk=1).update(quorum=1)
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def approve(user: Any) -> None:
+        try:
+            with schema_context("beta"):
+                start.wait(timeout=10)
+                services.changerequest_approve(request_id=request.pk, acting_user=user)
+        except BaseException as error:  # reported by the assert below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=(user,)) for user in approvers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    with schema_context("beta"):
+        request.refresh_from_db()
+        approved_entries = DecisionLogEntry.objects.filter(
+            event="change_request.approved", subject=str(request.pk)
+        ).count()
+    assert errors == []
+    assert request.state in (ChangeRequest.State.APPROVED, ChangeRequest.State.APPLIED)
+    assert approved_entries == 1

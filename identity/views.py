@@ -33,6 +33,7 @@ from identity.platform.selectors import oidc_enabled_config_for
 from identity.provisioning import federated_user_signin, groups_from_claims
 from identity.signin import EVENT_OIDC, client_address, signin_record
 from licensing.ratelimit import rate_limit_hit
+from portal.access.roles import ROLES
 from portal.admin_sites import tenant_admin_site
 from portal.problems import KeyplaneError, RateLimited
 
@@ -183,8 +184,9 @@ def oidc_callback(request: HttpRequest) -> HttpResponse:
         )
         return _error_page(request, error)
 
-    login(request, user, backend=BACKEND)
-    roles = sorted(user.groups.values_list("name", flat=True))
+    # Recorded before the session exists, so a sign-in that cannot be
+    # recorded does not happen.
+    roles = sorted(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
     signin_record(
         event=EVENT_OIDC,
         outcome="granted",
@@ -196,4 +198,5 @@ def oidc_callback(request: HttpRequest) -> HttpResponse:
             "groups": groups_from_claims(claims, config.groups_claim)[:50],
         },
     )
+    login(request, user, backend=BACKEND)
     return HttpResponseRedirect(pending["next"])

@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -121,12 +121,21 @@ class ChangeRequestAdmin(SimpleHistoryAdmin):
     def state_label(self, obj: ChangeRequest) -> str:
         return obj.get_state_display()
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ChangeRequest]:
+        counted = Q(
+            approvals__decision=Approval.Decision.APPROVE,
+            approvals__voided_at__isnull=True,
+            approvals__revision=F("revision"),
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(approval_count=Count("approvals", filter=counted))
+        )
+
     @admin.display(description="approvals")
     def progress(self, obj: ChangeRequest) -> str:
-        count = obj.approvals.filter(
-            decision=Approval.Decision.APPROVE, voided_at__isnull=True, revision=obj.revision
-        ).count()
-        return f"{count} of {obj.quorum_required}"
+        return f"{getattr(obj, 'approval_count', 0)} of {obj.quorum_required}"
 
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         # A new request has no approvals yet.

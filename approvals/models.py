@@ -11,11 +11,15 @@ that a grant's term entered its grace period or expired, once per term.
 from typing import ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from audit.history import history_user
+
+# Kinds whose gating the tenant's approval settings decide; licensing policies gate the others.
+SETTINGS_GATED_KINDS = ("new_grant", "entitlement_change", "overlay_release", "grant_revocation")
 
 
 class ApprovalSettings(models.Model):
@@ -86,6 +90,20 @@ class ApprovalSettings(models.Model):
 
     def __str__(self) -> str:
         return f"quorum {self.quorum}, requests expire after {self.request_expiry_hours} h"
+
+    def clean(self) -> None:
+        allowed = set(SETTINGS_GATED_KINDS)
+        kinds = self.gated_kinds
+        if not isinstance(kinds, list) or not all(isinstance(kind, str) for kind in kinds):
+            raise ValidationError({"gated_kinds": "Enter a JSON list of change kinds."})
+        unknown = sorted(set(kinds) - allowed)
+        if unknown:
+            raise ValidationError(
+                {
+                    "gated_kinds": f"Unknown or policy-gated kinds {unknown}; choose from "
+                    f"{sorted(allowed)}. Renewals and seat increases are gated per policy."
+                }
+            )
 
 
 class ChangeRequest(models.Model):

@@ -432,3 +432,17 @@ def test_scheduled_apply_at_time(grant: Any, requester: Any, approver: Any) -> N
     assert services.changerequests_apply_due(now=at) == 1
     grant.refresh_from_db()
     assert grant.seat_count == 7
+
+
+def test_settings_reject_unknown_gated_kind(in_alpha: Any) -> None:
+    from django.core.exceptions import ValidationError
+
+    from approvals.selectors import approval_settings
+
+    row = approval_settings()
+    row.gated_kinds = ["renewal", "new_grant"]
+
+    with pytest.raises(ValidationError) as caught:
+        row.full_clean()
+
+    assert "gated_kinds" in caught.value.message_dict

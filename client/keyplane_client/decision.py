@@ -19,7 +19,6 @@ Checks run in this order, and the first that applies decides:
 9. otherwise: `valid`
 """
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -53,8 +52,7 @@ REMEDIATIONS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRules:
+class DecisionRules(NamedTuple):
     """Tolerances for `decide()`, in seconds."""
 
     # How far the clock may fall behind the trusted-time high-water mark, for

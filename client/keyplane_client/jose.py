@@ -17,8 +17,7 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -99,8 +98,7 @@ def _decode_json_object(segment: bytes, part: str) -> dict[str, Any]:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class CompactJws:
+class CompactJws(NamedTuple):
     """A parsed, not yet verified, JWS in compact serialization."""
 
     header: dict[str, Any]

@@ -14,14 +14,12 @@ server's signed `iat`, so a clock that was once set far ahead recovers by
 going online, while a clock set back offline cannot revive a license.
 """
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from keyplane_client.tokens import License, Manifest
 
 
-@dataclass(frozen=True, slots=True)
-class LocalState:
+class LocalState(NamedTuple):
     """Device-local facts that `decide()` reads; every field has a safe default."""
 
     device_id: str | None = None
@@ -41,12 +39,12 @@ class LocalState:
         return max(self.signed_time, self.checked_time)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LocalState":
         """Build a state from stored JSON, ignoring unknown members from newer versions."""
-        known = {f.name for f in fields(cls)}
+        known = set(cls._fields)
         values = {name: value for name, value in data.items() if name in known}
         state = cls(**values)
         for name in ("signed_time", "checked_time", "max_manifest_version", "refresh_failures"):
@@ -61,8 +59,7 @@ def state_after_refresh(
 ) -> LocalState:
     """Return the state after new signed objects arrived from the server."""
     newest_signed = max(license.issued_at, manifest.issued_at if manifest else 0)
-    return replace(
-        state,
+    return state._replace(
         signed_time=max(state.signed_time, newest_signed),
         checked_time=newest_signed,
         max_manifest_version=max(state.max_manifest_version, manifest.version if manifest else 0),
@@ -75,19 +72,18 @@ def state_after_refresh(
 
 
 def state_after_manifest(state: LocalState, *, manifest: Manifest) -> LocalState:
-    return replace(
-        state,
+    return state._replace(
         signed_time=max(state.signed_time, manifest.issued_at),
         max_manifest_version=max(state.max_manifest_version, manifest.version),
     )
 
 
 def state_after_failure(state: LocalState, *, now: int) -> LocalState:
-    return replace(state, refresh_failures=state.refresh_failures + 1, last_refresh_attempt_at=now)
+    return state._replace(refresh_failures=state.refresh_failures + 1, last_refresh_attempt_at=now)
 
 
 def state_after_check(state: LocalState, *, now: int) -> LocalState:
     """Advance the last accepted clock reading; a reading in the past changes nothing."""
     if now <= state.checked_time:
         return state
-    return replace(state, checked_time=now)
+    return state._replace(checked_time=now)

@@ -10,8 +10,7 @@ takes the time as an argument.
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from keyplane_client.errors import VerificationError
 from keyplane_client.trust import Keyring
@@ -80,8 +79,7 @@ def _check_binding(actual: object, expected: str | None, *, subject: str, reason
         )
 
 
-@dataclass(frozen=True, slots=True)
-class License:
+class License(NamedTuple):
     """The claims of a verified `kp-license+jwt`."""
 
     issuer: str
@@ -102,12 +100,16 @@ class License:
     # without the optional `term_end` claim use `exp`.
     term_end: int
     user: str | None
-    compact: str = field(repr=False)
+    compact: str
     # `entitlements` sorted, computed once for the repeated-decision path.
-    entitlement_list: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    entitlement_list: tuple[str, ...]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "entitlement_list", tuple(sorted(self.entitlements)))
+    def __repr__(self) -> str:
+        # Leaves out the token itself, which must not end up in logs.
+        return (
+            f"License(grant_id={self.grant_id!r}, device_id={self.device_id!r}, "
+            f"token_id={self.token_id!r})"
+        )
 
 
 def verify_license(
@@ -153,6 +155,7 @@ def verify_license(
     if isinstance(manifest_version, bool) or not isinstance(manifest_version, int):
         raise _missing(claims, "mver")
     user = claims.get("usr")
+    entitlements = _codes(claims, "ent", required=True)
     return License(
         issuer=_text(claims, "iss"),
         product=product,
@@ -160,7 +163,7 @@ def verify_license(
         tenant=keyring.tenant,
         device_id=_text(claims, "did"),
         key_thumbprint=jkt,
-        entitlements=_codes(claims, "ent", required=True),
+        entitlements=entitlements,
         issued_at=issued_at,
         not_before=not_before,
         expires_at=expires_at,
@@ -171,11 +174,11 @@ def verify_license(
         term_end=_time(claims, "term_end") if "term_end" in claims else expires_at,
         user=user if isinstance(user, str) else None,
         compact=jws.compact,
+        entitlement_list=tuple(sorted(entitlements)),
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Revocations:
+class Revocations(NamedTuple):
     """The manifest's `revoked` claim; `devices` lists device key thumbprints or ids."""
 
     grants: frozenset[str] = frozenset()
@@ -183,14 +186,12 @@ class Revocations:
     token_ids: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class OverlayPointer:
+class OverlayPointer(NamedTuple):
     release: int
     sha256: str
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(NamedTuple):
     """The claims of a verified `kp-manifest+jwt`."""
 
     tenant: str
@@ -203,12 +204,13 @@ class Manifest:
     revocations: Revocations
     overlay: OverlayPointer | None
     key_certificates: tuple[str, ...]
-    claims: Mapping[str, Any] = field(repr=False)
-    compact: str = field(repr=False)
-    fallback_list: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    claims: Mapping[str, Any]
+    compact: str
+    # `fallback_features` sorted, computed once for the repeated-decision path.
+    fallback_list: tuple[str, ...]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fallback_list", tuple(sorted(self.fallback_features)))
+    def __repr__(self) -> str:
+        return f"Manifest(tenant={self.tenant!r}, product={self.product!r}, version={self.version})"
 
 
 def _revocations(claims: Mapping[str, Any]) -> Revocations:
@@ -258,6 +260,7 @@ def verify_manifest(compact: str | bytes, keyring: Keyring, *, product: str) -> 
     fallback_claim = (
         "unlicensed_features" if "unlicensed_features" in claims else "fallback_features"
     )
+    fallback_features = _codes(claims, fallback_claim, required=False)
     return Manifest(
         tenant=keyring.tenant,
         product=product,
@@ -265,12 +268,13 @@ def verify_manifest(compact: str | bytes, keyring: Keyring, *, product: str) -> 
         issued_at=_time(claims, "iat"),
         expires_at=_time(claims, "exp"),
         features=_codes(claims, "features", required=False),
-        fallback_features=_codes(claims, fallback_claim, required=False),
+        fallback_features=fallback_features,
         revocations=_revocations(claims),
         overlay=_overlay_pointer(claims),
         key_certificates=tuple(key_certificates),
         claims=claims,
         compact=jws.compact,
+        fallback_list=tuple(sorted(fallback_features)),
     )
 
 
@@ -292,8 +296,7 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-@dataclass(frozen=True, slots=True)
-class Overlay:
+class Overlay(NamedTuple):
     """A verified `kp-overlay+jwt`: the effective configuration for this device."""
 
     tenant: str
@@ -303,7 +306,10 @@ class Overlay:
     values: Mapping[str, Any]
     # Content address of the release, the value the manifest's pointer names.
     sha256: str
-    compact: str = field(repr=False)
+    compact: str
+
+    def __repr__(self) -> str:
+        return f"Overlay(tenant={self.tenant!r}, product={self.product!r}, release={self.release})"
 
 
 def _first_claim(claims: Mapping[str, Any], names: tuple[str, ...]) -> Any:

@@ -12,8 +12,7 @@ sign for another tenant and a key embedded in a token is never used.
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -76,8 +75,7 @@ class RootKeys:
         return tuple(self._keys)
 
 
-@dataclass(frozen=True, slots=True)
-class KeyCertificate:
+class KeyCertificate(NamedTuple):
     """A tenant signing key vouched for by a root key."""
 
     tenant: str

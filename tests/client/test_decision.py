@@ -1,6 +1,5 @@
 """decide(): states, boundaries, rollback and freeze, revocations, properties."""
 
-from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -108,7 +107,7 @@ def test_decide_manifest_missing_invalid():
 
 def test_decide_manifest_rollback_invalid():
     older = manifest_for(KEYS, mver=2)
-    decision = decide(LICENSE, older, None, replace(STATE, max_manifest_version=3), NOW)
+    decision = decide(LICENSE, older, None, STATE._replace(max_manifest_version=3), NOW)
     assert decision.reason == "manifest_rollback"
     assert decision.features == ()
 
@@ -220,6 +219,6 @@ def test_decide_refresh_failures_never_flip_flop(events):
         state = state_after_check(state, now=now)
         decision = decide(license, MANIFEST, None, state, now)
         assert ORDER[decision.state] >= ORDER[previous.state]
-        without_failures = replace(state, refresh_failures=0, last_refresh_attempt_at=None)
+        without_failures = state._replace(refresh_failures=0, last_refresh_attempt_at=None)
         assert decision == decide(license, MANIFEST, None, without_failures, now)
         previous = decision

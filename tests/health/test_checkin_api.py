@@ -101,6 +101,8 @@ def test_checkin_nested_unknown_field_rejected(
     [
         {"decision": {"state": "maybe"}},
         {"client_version": "2.0 <script>"},
+        {"client_version": "2.0\n.0"},
+        {"timings_ms": {"startup\n": 1.0}},
         {"manifest_version": -1},
         {"timings_ms": {f"t{i}": 1.0 for i in range(17)}},
         {"timings_ms": {"Startup Time": 1.0}},

@@ -30,6 +30,7 @@ from licensing.jws import (
     jws_verify,
     public_key_from_jwk,
 )
+from licensing.ratelimit import rate_limit_queue
 from licensing.redis_store import redis_client, tenant_key
 
 PROOF_TYP = "dpop+jwt"
@@ -49,8 +50,12 @@ def _url_without_query(url: str) -> tuple[str, str, str]:
     return parts.scheme.lower(), parts.netloc.lower(), parts.path
 
 
-def proof_verify(request: HttpRequest) -> DeviceProof:
-    """Verify the request's `DPoP` header; return the proven device key."""
+def proof_verify(request: HttpRequest, *, rate_scope: str | None = None) -> DeviceProof:
+    """Verify the request's `DPoP` header; return the proven device key.
+
+    With `rate_scope`, also count the request against that rate limit for
+    the proven key, in the same Redis round trip as the replay check.
+    """
     token = request.headers.get("DPoP")
     if not token:
         raise ProofMissing("The request has no `DPoP` header.")
@@ -70,11 +75,16 @@ def proof_verify(request: HttpRequest) -> DeviceProof:
     _check_claims(request, claims)
     thumbprint = jwk_thumbprint(jwk)
     jti = claims["jti"]
-    stored = redis_client().set(
-        tenant_key("dpop", thumbprint, jti), b"1", nx=True, ex=2 * PROOF_WINDOW_SECONDS
-    )
-    if not stored:
+    pipeline = redis_client().pipeline(transaction=True)
+    pipeline.set(tenant_key("dpop", thumbprint, jti), b"1", nx=True, ex=2 * PROOF_WINDOW_SECONDS)
+    rate_check = None
+    if rate_scope is not None:
+        rate_check = rate_limit_queue(pipeline, scope=rate_scope, identity=thumbprint)
+    results = pipeline.execute()
+    if not results[0]:
         raise ProofReplayed(f"The proof with jti {jti!r} was already used.")
+    if rate_check is not None:
+        rate_check(results[1])
     public_jwk = {"kty": jwk["kty"], "crv": jwk["crv"], "x": jwk["x"]}
     return DeviceProof(jwk=public_jwk, thumbprint=thumbprint, jti=jti)
 

@@ -150,8 +150,7 @@ class RefreshView(ClientAPIView):
         tags=["client"],
     )
     def post(self, request: Request) -> Response:
-        proof = proof_verify(request)
-        rate_limit_hit(scope="device", identity=proof.thumbprint)
+        proof = proof_verify(request, rate_scope="device")
         data = _validated(ProductRequestSerializer, request.data)
         answer = token_refresh(thumbprint=proof.thumbprint, product_code=data["product"])
         return Response(answer.body, status=answer.status)
@@ -167,8 +166,7 @@ class DeactivateView(ClientAPIView):
         tags=["client"],
     )
     def post(self, request: Request) -> Response:
-        proof = proof_verify(request)
-        rate_limit_hit(scope="device", identity=proof.thumbprint)
+        proof = proof_verify(request, rate_scope="device")
         data = _validated(ProductRequestSerializer, request.data)
         seat_deactivate(thumbprint=proof.thumbprint, product_code=data["product"])
         return Response(status=204)

@@ -36,3 +36,15 @@ def test_license_limit(alpha_api: ClientApi) -> None:
     with override_settings(KEYPLANE_CLIENT_RATE_LIMITS=limits):
         statuses = [alpha_api.post("activate", body, key=DeviceKey()).status_code for _ in range(3)]
     assert statuses == [201, 201, 429]
+
+
+def test_device_limit_counts_refreshes(alpha_api: ClientApi) -> None:
+    _, license_key = grant_make()
+    key = DeviceKey()
+    alpha_api.post("activate", {"license_key": license_key, "product": "atlas"}, key=key)
+    limits = {"address": (100, 60), "license": (100, 60), "device": (2, 60)}
+    with override_settings(KEYPLANE_CLIENT_RATE_LIMITS=limits):
+        statuses = [
+            alpha_api.post("refresh", {"product": "atlas"}, key=key).status_code for _ in range(3)
+        ]
+    assert statuses == [200, 200, 429]

@@ -36,7 +36,7 @@ MAX_RETRY_WAIT_SECONDS = 10.0
 
 
 class Writer(Protocol):
-    """Where progress goes: a text stream or a management command's output wrapper."""
+    """A destination for progress lines: a text stream or a management command's output wrapper."""
 
     def write(self, text: str) -> Any: ...
 
@@ -67,7 +67,7 @@ class DeviceSpec:
 
 @dataclass
 class DeviceResult:
-    """What happened to one device in one cycle."""
+    """The outcome of one device's cycle."""
 
     index: int
     name: str
@@ -91,6 +91,22 @@ def root_keys_fetch(server: str, *, timeout: float = 10.0) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - URL built from the operator's --server
         data: dict[str, Any] = json.loads(response.read())
     return data
+
+
+def floor_measure(server: str, *, samples: int = 20) -> float:
+    """Return the median milliseconds of a GET of the root key set: the cheapest request.
+
+    The fleet's per-device times are reported against it, so a figure
+    measured on a loaded machine can be compared with one from another.
+    """
+    url = f"{server.rstrip('/')}/.well-known/keyplane/root-keys.json"
+    timings = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - URL built from the operator's --server
+            response.read()
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(timings), 1)
 
 
 def fleet_plan(
@@ -218,7 +234,7 @@ def device_cycle(spec: DeviceSpec) -> DeviceResult:
     result.manifest_version = client.manifest.version if client.manifest is not None else None
     result.overlay_release = client.overlay.release if client.overlay is not None else None
 
-    # 4. Check in; only a device that holds a token has anything to report.
+    # 4. Check in, which only a device with a token can do.
     if client.license is not None:
         try:
             accepted = _with_rate_limit_retry(client.checkin)
@@ -267,11 +283,17 @@ def _counts(values: Iterator[str]) -> dict[str, int]:
 
 
 def fleet_summary(
-    results: list[DeviceResult], *, tenant: str, grants: list[FleetGrant], seconds: float
+    results: list[DeviceResult],
+    *,
+    tenant: str,
+    grants: list[FleetGrant],
+    seconds: float,
+    floor_ms: float,
 ) -> dict[str, Any]:
     """Summarise one cycle as JSON-ready counts; the orchestrator and benchmarks read it."""
     latencies = sorted(result.elapsed_ms for result in results)
     percentile_95 = latencies[max(0, round(len(latencies) * 0.95) - 1)] if latencies else 0.0
+    median = round(statistics.median(latencies), 1) if latencies else 0.0
     activations = [result for result in results if result.action == "activate"]
     refreshes = [result for result in results if result.action == "refresh"]
     per_grant: dict[str, dict[str, int]] = {}
@@ -302,9 +324,12 @@ def fleet_summary(
         "checkins": _counts(r.checkin for r in results if r.checkin),
         "errors": _counts(error for r in results for error in r.errors),
         "grants": per_grant,
+        "devices_per_second": round(len(results) / seconds, 1) if seconds > 0 else 0.0,
         "device_ms": {
-            "median": round(statistics.median(latencies), 1) if latencies else 0.0,
+            "median": median,
             "p95": percentile_95,
+            "floor_request": floor_ms,
+            "median_vs_floor": round(median / floor_ms, 1) if floor_ms > 0 else None,
         },
     }
 

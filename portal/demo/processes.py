@@ -70,7 +70,7 @@ class DemoProcesses:
         return process
 
     def start(self) -> None:
-        """Start gunicorn, the worker and beat; return when the site and the worker answer."""
+        """Start gunicorn, the worker and beat; return once the site and the worker respond."""
         if port_in_use(self.port):
             raise ProcessFailed(
                 f"Port {self.port} on 127.0.0.1 is in use; run with PORT=<free port> make demo."
@@ -117,15 +117,15 @@ class DemoProcesses:
         while time.monotonic() < deadline:
             self.check()
             try:
-                # /health/ waits up to a few seconds for Celery workers to answer a ping.
+                # /health/ waits up to a few seconds for Celery workers to reply to a ping.
                 with urllib.request.urlopen(f"{self.base_url}/health/", timeout=15):  # noqa: S310 - loopback URL built here
                     return
             except urllib.error.HTTPError:
-                return  # the site answers; /health/ reports a degraded part as 503
+                return  # the site responds, and /health/ reports a degraded part as 503
             except OSError:
                 time.sleep(0.2)
         raise ProcessFailed(
-            f"The site did not answer on {self.base_url} within {timeout:.0f} s; "
+            f"The site did not respond on {self.base_url} within {timeout:.0f} s; "
             f"see {self.log_dir / 'gunicorn.log'}."
         )
 
@@ -138,7 +138,7 @@ class DemoProcesses:
             if app.control.ping(timeout=1.0):
                 return
         raise ProcessFailed(
-            f"The Celery worker did not answer within {timeout:.0f} s; "
+            f"The Celery worker did not reply to a ping within {timeout:.0f} s; "
             f"see {self.log_dir / 'worker.log'}."
         )
 

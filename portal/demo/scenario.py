@@ -40,7 +40,7 @@ from portal.tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
-# Share of devices a staged release reaches first; the issue's "10% ring".
+# Percentage of devices that a staged release reaches in its first ring.
 RING_PERCENT = 10
 # Tasks the demo sends to the worker after the fleet cycles, in each tenant:
 # reconciliation of check-ins against the device catalog and a signed
@@ -161,8 +161,11 @@ class Scenario:
             summary["cycle"] = label
             run.cycles.append(summary)
             run.results = results
+            timing = summary["device_ms"]
             lines.append(
-                f"{run.slug}: {summary['devices']} devices, decisions {summary['decisions']}, "
+                f"{run.slug}: {summary['devices']} devices in {summary['seconds']} s "
+                f"(device cycle median {timing['median']} ms, {timing['median_vs_floor']}x "
+                f"the {timing['floor_request']} ms floor), decisions {summary['decisions']}, "
                 f"overlay releases {summary['overlay_releases']}"
             )
             if summary["errors"]:
@@ -390,7 +393,7 @@ class Scenario:
         return Tenant.objects.get(slug=run.slug).schema_name
 
     def demo_document(self) -> dict[str, Any]:
-        """The machine-readable description of the running demo (written to demo.json)."""
+        """Return the machine-readable description of the running demo (written to demo.json)."""
         credentials = Credentials()
         tenants = []
         for run in self.tenants:

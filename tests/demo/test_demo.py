@@ -2,7 +2,7 @@
 
 The seed runs once for the module with committed rows (the live site cannot
 see uncommitted ones) and the demo tenants are dropped again afterwards, so
-the rest of the suite still sees only the session tenants.
+the rest of the suite finds only the session tenants.
 """
 
 import io

@@ -16,6 +16,7 @@ from portal.demo.fleet import (
     fleet_plan,
     fleet_run,
     fleet_summary,
+    floor_measure,
     results_as_json,
     root_keys_fetch,
 )
@@ -23,7 +24,7 @@ from portal.demo.state import demo_file_path, demo_file_read
 
 
 class Progress:
-    """Prints a progress line at most once a second and at the end."""
+    """A progress reporter that prints a line at most once a second and after the last device."""
 
     def __init__(self, *, tenant: str, total: int, stream: Writer, enabled: bool = True) -> None:
         self.tenant = tenant
@@ -89,6 +90,7 @@ def fleet_simulate(
         tenant=tenant, grants=grants, devices=devices, state_root=state_root, seed=seed
     )
     root_jwks = root_keys_fetch(server)
+    floor_ms = floor_measure(server)
     reporter = Progress(
         tenant=tenant, total=len(specs), stream=progress or sys.stderr, enabled=progress is not None
     )
@@ -102,7 +104,11 @@ def fleet_simulate(
         on_result=reporter,
     )
     summary = fleet_summary(
-        results, tenant=tenant, grants=grants, seconds=time.monotonic() - started
+        results,
+        tenant=tenant,
+        grants=grants,
+        seconds=time.monotonic() - started,
+        floor_ms=floor_ms,
     )
     return summary, results
 

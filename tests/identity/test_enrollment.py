@@ -339,3 +339,49 @@ def test_revoke_command_unknown_id_fails(enroll: Any) -> None:
 
     with pytest.raises(CommandError, match="No enrollment token has the id 999999"):
         call_command("revoke_enrollment_token", tenant="alpha", id=999999, reason="x")
+
+
+@pytest.mark.live
+def test_activate_concurrent_never_exceeds_seats(committed_db: None) -> None:
+    from portal.tenants.models import Tenant
+
+    product_ensure()
+    tenant = Tenant.objects.get(slug="alpha")
+    with schema_context(tenant.schema_name):
+        grant, _ = grant_make(seat_count=3)
+        first, first_token = _token(grant, _group(), uses=3)
+        second, second_token = _token(grant, _group(), uses=3)
+
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(6)
+
+    def activate(token: str) -> None:
+        try:
+            connection.set_tenant(tenant)
+            key = DeviceKey()
+            start.wait()
+            try:
+                result = str(_activate(token, key).status)
+            except KeyplaneError as error:
+                result = error.code
+            with lock:
+                outcomes.append(result)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=activate, args=(token,))
+        for token in [first_token] * 3 + [second_token] * 3
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(outcomes) == ["201"] * 3 + ["seat_limit_reached"] * 3
+    with schema_context(tenant.schema_name):
+        first.refresh_from_db()
+        second.refresh_from_db()
+        assert first.uses + second.uses == 3
+        assert Seat.objects.filter(grant=grant, status="active").count() == 3

@@ -3,15 +3,15 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/kp_licensing \\
     REDIS_URL=redis://127.0.0.1:6379/1 \\
         .venv/bin/python benchmarks/licensing/bench_client_api.py \\
-        [--seconds 8] [--rounds 2] [--clients 8] [--workers 4]
+        [--seconds 8] [--rounds 3] [--clients 8] [--workers 4]
 
 Set-up (first run only): migrates the shared schema, onboards tenant
 `bench-lic`, and creates product `bench`, a policy and a grant with enough
 seats. Then starts gunicorn (`--workers` sync workers) with the normal
-settings plus a baseline endpoint (benchmarks/licensing/urls.py) that does
-the database work of a refresh (device and seat lookup, latest manifest,
-token row insert, decision-log append) and one Ed25519 signature, without
-DRF, device proofs or rate limits.
+settings plus a baseline endpoint (benchmarks/licensing/urls.py). The
+baseline does the database work of a refresh (device and seat lookup, latest
+manifest, token row insert, decision-log append) and one Ed25519 signature,
+without DRF, device proofs or rate limits.
 
 Load: `--clients` processes send requests back to back, one connection per
 request (gunicorn's sync workers close connections), for `--seconds` per
@@ -253,7 +253,7 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=float, default=8.0, help="Duration of each mode per round."
     )
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8, help="Concurrent client processes.")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes.")
     args = parser.parse_args()

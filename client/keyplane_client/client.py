@@ -3,9 +3,9 @@
 A `Client` owns one state directory for one tenant and product. It loads and
 verifies the cache on construction, so `decision()` works offline at once,
 and talks to the server only when asked (`activate`, `refresh`, ...) or from
-its background refresher thread. Every answer from the server is verified
-against the pinned root keys before it replaces anything in the cache; a
-failed request never changes the decision.
+its background refresher thread. Every response from the server is verified
+against the pinned root keys before it replaces anything in the cache, and
+a failed request never changes the decision.
 
 Callbacks registered with `on_decision_change` and `on_overlay_change` run
 on the thread that noticed the change (the caller's or the refresher's), so

@@ -125,6 +125,7 @@ def parse_compact(compact: str | bytes) -> CompactJws:
             f"the token is {len(compact)} characters long; the maximum is {MAX_COMPACT_LENGTH}",
             reason="token_malformed",
         )
+
     segments = compact.split(".")
     if len(segments) != 3:
         raise VerificationError(

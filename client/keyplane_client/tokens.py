@@ -240,15 +240,22 @@ def _overlay_pointer(claims: Mapping[str, Any]) -> OverlayPointer | None:
 
 
 def verify_manifest(compact: str | bytes, keyring: Keyring, *, product: str) -> Manifest:
-    """Verify a manifest for this tenant and product; rollback is checked by the caller."""
+    """Verify a manifest for this tenant and product; rollback is checked by the caller.
+
+    Claim names follow the server: `mver` (version), `unlicensed_features`
+    and `key_certificates`. The names `ver`, `fallback_features` and
+    `key_certs` are accepted too.
+    """
     jws = keyring.verify(compact, expected_typ=TYP_MANIFEST)
     claims = jws.claims
+
     audience = _audience(claims)
     if product not in audience:
         raise VerificationError(
             f"the manifest is for product {audience!r}, not {product!r}", reason="audience_mismatch"
         )
     _check_binding(claims.get("tid"), keyring.tenant, subject="tenant", reason="tenant_mismatch")
+
     version = claims.get("mver", claims.get("ver"))
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise _missing(claims, "mver")
@@ -257,6 +264,7 @@ def verify_manifest(compact: str | bytes, keyring: Keyring, *, product: str) -> 
         isinstance(c, str) for c in key_certificates
     ):
         raise _missing(claims, "key_certificates")
+
     fallback_claim = (
         "unlicensed_features" if "unlicensed_features" in claims else "fallback_features"
     )

@@ -1,6 +1,8 @@
 """Verification of license tokens, manifests, overlays and key certificates."""
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from keyplane_client.errors import VerificationError
 from keyplane_client.tokens import verify_license, verify_manifest, verify_overlay
 from keyplane_client.trust import Keyring, RootKeys, verify_key_certificate
@@ -216,3 +218,26 @@ def test_joserfc_verifies_valid_license():
     key = OKPKey.import_key(jwk_of(KEYS.tenant_key))
     result = jws.deserialize_compact(KEYS.license(), key, algorithms=["EdDSA"])
     assert result.headers()["typ"] == "kp-license+jwt"
+
+
+BASE64URL_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+VALID_TOKEN = KEYS.license()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    position=st.integers(min_value=0, max_value=len(VALID_TOKEN) - 1),
+    replacement=st.sampled_from(BASE64URL_CHARACTERS),
+)
+def test_license_any_character_change_rejected(position, replacement):
+    assume(VALID_TOKEN[position] != replacement)
+    mutated = VALID_TOKEN[:position] + replacement + VALID_TOKEN[position + 1 :]
+    with pytest.raises(VerificationError):
+        verify(mutated)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.one_of(st.text(max_size=300), st.binary(max_size=300)))
+def test_license_arbitrary_input_raises_only_verification_error(text):
+    with pytest.raises(VerificationError):
+        verify(text)

@@ -82,7 +82,7 @@ LEFT JOIN {DeviceRelease._meta.db_table} dr
 class ReconcileResult:
     devices: int
     detected: int
-    opened: list[int]
+    opened: int
     resolved: int
     seats_released: int = 0
 
@@ -110,29 +110,45 @@ CREATE TEMPORARY TABLE {_DETECTED_TABLE} (
 ) ON COMMIT DROP
 """
 
+_FINDING_COLUMNS = ", ".join(field.column for field in Finding._meta.concrete_fields)
+_HISTORY_INSERT = f"""
+INSERT INTO {Finding.history.model._meta.db_table} (
+    {_FINDING_COLUMNS}, history_date, history_change_reason, history_type, history_user_id
+)
+SELECT {_FINDING_COLUMNS}, %(now)s, %(reason)s, %(kind)s, %(user)s FROM changed
+"""  # noqa: S608  # names from model metadata; values are bound parameters
+
+# Each statement changes findings and writes their history rows in the same
+# statement (simple-history cannot see SQL writes), so no id list is loaded.
 _INSERT_NEW = f"""
-INSERT INTO {Finding._meta.db_table} (
-    code, subject, severity, affected, summary, remediation, first_seen, state
+WITH changed AS (
+    INSERT INTO {Finding._meta.db_table} (
+        code, subject, severity, affected, summary, remediation, first_seen, state
+    )
+    SELECT DISTINCT ON (d.code, d.subject)
+        d.code, d.subject, d.severity, d.affected, d.summary, d.remediation, %(now)s, 'open'
+    FROM {_DETECTED_TABLE} d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {Finding._meta.db_table} f
+        WHERE f.code = d.code AND f.subject = d.subject AND f.state <> 'resolved'
+    )
+    ORDER BY d.code, d.subject
+    ON CONFLICT DO NOTHING
+    RETURNING *
 )
-SELECT DISTINCT ON (d.code, d.subject)
-    d.code, d.subject, d.severity, d.affected, d.summary, d.remediation, %(now)s, 'open'
-FROM {_DETECTED_TABLE} d
-WHERE NOT EXISTS (
-    SELECT 1 FROM {Finding._meta.db_table} f
-    WHERE f.code = d.code AND f.subject = d.subject AND f.state <> 'resolved'
-)
-ORDER BY d.code, d.subject
-ON CONFLICT DO NOTHING
-RETURNING id
-"""  # noqa: S608  # table names from model metadata; values are bound parameters
+{_HISTORY_INSERT}
+"""  # noqa: S608  # names from model metadata; values are bound parameters
 
 _RESOLVE_GONE = f"""
-UPDATE {Finding._meta.db_table} f SET state = 'resolved', resolved_at = %(now)s
-WHERE f.state <> 'resolved' AND NOT EXISTS (
-    SELECT 1 FROM {_DETECTED_TABLE} d WHERE d.code = f.code AND d.subject = f.subject
+WITH changed AS (
+    UPDATE {Finding._meta.db_table} f SET state = 'resolved', resolved_at = %(now)s
+    WHERE f.state <> 'resolved' AND NOT EXISTS (
+        SELECT 1 FROM {_DETECTED_TABLE} d WHERE d.code = f.code AND d.subject = f.subject
+    )
+    RETURNING f.*
 )
-RETURNING id
-"""  # noqa: S608  # table names from model metadata; values are bound parameters
+{_HISTORY_INSERT}
+"""  # noqa: S608  # names from model metadata; values are bound parameters
 
 
 def _copy_detected(cursor: Any, batch: list[Detected]) -> None:
@@ -153,41 +169,11 @@ def _copy_detected(cursor: Any, batch: list[Detected]) -> None:
             )
 
 
-def _history_write(
-    cursor: Any, ids: list[int], *, reason: str, update: bool, now: dt.datetime
-) -> None:
-    """Write history rows for findings changed by SQL, which simple-history cannot see.
-
-    Copies the rows in one INSERT ... SELECT instead of loading them, so the
-    first run on a large fleet does not build a model instance per finding.
-    """
-    if not ids:
-        return
-    columns = ", ".join(field.column for field in Finding._meta.concrete_fields)
-    history_table = Finding.history.model._meta.db_table
-    cursor.execute(
-        f"""
-        INSERT INTO {history_table} (
-            {columns}, history_date, history_change_reason, history_type, history_user_id
-        )
-        SELECT {columns}, %(now)s, %(reason)s, %(kind)s, %(user)s
-        FROM {Finding._meta.db_table} WHERE id = ANY(%(ids)s)
-        """,  # noqa: S608  # names from model metadata; values are bound parameters
-        {
-            "now": now,
-            "reason": reason,
-            "kind": "~" if update else "+",
-            "user": system_user(ACTOR_NAME).pk,
-            "ids": ids,
-        },
-    )
-
-
 def findings_reconcile(*, now: dt.datetime | None = None) -> ReconcileResult:
     """Compare the tenant's catalog with its devices' check-ins and update its findings.
 
-    Returns the ids of the findings opened in this run (alerts go out for
-    those) and the counts of devices read and findings resolved.
+    Returns the counts of devices read, drifts detected and findings opened
+    and resolved.
     """
     now = now or timezone.now()
     settings = health_settings_get()
@@ -218,20 +204,17 @@ def findings_reconcile(*, now: dt.datetime | None = None) -> ReconcileResult:
 
         cursor.execute(f"CREATE INDEX ON {_DETECTED_TABLE} (code, subject)")
         cursor.execute(f"ANALYZE {_DETECTED_TABLE}")
-        cursor.execute(_INSERT_NEW, {"now": now})
-        opened = [row[0] for row in cursor.fetchall()]
-        cursor.execute(_RESOLVE_GONE, {"now": now})
-        resolved = [row[0] for row in cursor.fetchall()]
-
-        _history_write(cursor, opened, reason="found by reconciliation", update=False, now=now)
-        _history_write(
-            cursor, resolved, reason="drift no longer seen by reconciliation", update=True, now=now
+        stamp = {"now": now, "user": system_user(ACTOR_NAME).pk}
+        cursor.execute(_INSERT_NEW, {**stamp, "reason": "found by reconciliation", "kind": "+"})
+        opened = cursor.rowcount
+        cursor.execute(
+            _RESOLVE_GONE,
+            {**stamp, "reason": "drift no longer seen by reconciliation", "kind": "~"},
         )
+        resolved = cursor.rowcount
         cursor.execute(f"DROP TABLE pg_temp.{_DETECTED_TABLE}")
 
-    result = ReconcileResult(
-        devices=devices, detected=detected, opened=opened, resolved=len(resolved)
-    )
+    result = ReconcileResult(devices=devices, detected=detected, opened=opened, resolved=resolved)
     if settings.release_seat_when_silent:
         result = replace(result, seats_released=silent_seats_release())
 
@@ -243,7 +226,7 @@ def findings_reconcile(*, now: dt.datetime | None = None) -> ReconcileResult:
             data={
                 "devices": result.devices,
                 "detected": result.detected,
-                "opened": len(result.opened),
+                "opened": result.opened,
                 "resolved": result.resolved,
                 "seats_released": result.seats_released,
             },
@@ -253,7 +236,7 @@ def findings_reconcile(*, now: dt.datetime | None = None) -> ReconcileResult:
         connection.schema_name,
         result.devices,
         result.detected,
-        len(result.opened),
+        result.opened,
         result.resolved,
         result.seats_released,
     )

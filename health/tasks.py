@@ -18,7 +18,7 @@ def reconcile() -> dict[str, int]:
     alert = findings_alert_critical()
     return {
         "devices": result.devices,
-        "opened": len(result.opened),
+        "opened": result.opened,
         "resolved": result.resolved,
         "seats_released": result.seats_released,
         "alerted": alert.findings,

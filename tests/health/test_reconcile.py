@@ -30,7 +30,7 @@ def test_reconcile_healthy_fleet_no_findings(fleet: Fleet) -> None:
     result = findings_reconcile()
 
     assert result.devices == 3
-    assert result.opened == []
+    assert result.opened == 0
     assert Finding.objects.count() == 0
 
 
@@ -312,8 +312,8 @@ def test_reconcile_rerun_creates_no_duplicates(fleet: Fleet) -> None:
     first = findings_reconcile()
     second = findings_reconcile()
 
-    assert len(first.opened) == 4
-    assert second.opened == []
+    assert first.opened == 4
+    assert second.opened == 0
     assert second.resolved == 0
     assert Finding.objects.count() == 4
 

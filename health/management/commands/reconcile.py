@@ -32,7 +32,7 @@ class Command(BaseCommand):
                 result = findings_reconcile()
                 alerted = 0 if options["no_alerts"] else findings_alert_critical().findings
             self.stdout.write(
-                f"{tenant.slug}: {result.devices} devices, {len(result.opened)} findings opened, "
+                f"{tenant.slug}: {result.devices} devices, {result.opened} findings opened, "
                 f"{result.resolved} resolved, {result.seats_released} seats released, "
                 f"{alerted} alerted"
             )

@@ -89,7 +89,7 @@ def _decode_json_object(segment: bytes, part: str) -> dict[str, Any]:
             object_pairs_hook=_reject_duplicate_keys,
             parse_constant=_reject_constant,
         )
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise VerificationError(
             f"the {part} is not UTF-8 JSON: {exc}", reason="token_malformed"
         ) from exc

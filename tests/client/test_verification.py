@@ -11,6 +11,7 @@ from tests.vectors.tokens import (
     OTHER_TENANT,
     PRODUCT,
     TENANT,
+    b64url,
     hostile_licenses,
     jwk_of,
     load_corpus,
@@ -241,3 +242,10 @@ def test_license_any_character_change_rejected(position, replacement):
 def test_license_arbitrary_input_raises_only_verification_error(text):
     with pytest.raises(VerificationError):
         verify(text)
+
+
+def test_license_deeply_nested_json_rejected():
+    nested = b64url(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(VerificationError) as caught:
+        verify(f"{nested}.{nested}.AA")
+    assert caught.value.reason == "token_malformed"

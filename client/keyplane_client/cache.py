@@ -26,6 +26,7 @@ from typing import Any
 
 from keyplane_client.device import DeviceIdentity, write_private_file
 from keyplane_client.errors import KeyplaneClientError
+from keyplane_client.jose import parse_compact
 from keyplane_client.state import LocalState
 from keyplane_client.tokens import (
     License,
@@ -82,7 +83,7 @@ class Cache:
             return Keyring(self.tenant)
         try:
             compacts = json.loads(text)["keys"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             logger.warning("cached keys.json is corrupt and treated as absent: %s", exc)
             return Keyring(self.tenant)
         certificates = []
@@ -92,6 +93,24 @@ class Cache:
             except KeyplaneClientError as exc:
                 logger.warning("cached key certificate dropped (%s): %s", exc.reason, exc)
         return Keyring(self.tenant, certificates)
+
+    def keyring_with_manifest_certificates(self, keyring: Keyring, root_keys: RootKeys) -> Keyring:
+        """Add the key certificates carried in the cached manifest, each verified against the roots.
+
+        The manifest's own signature is not needed for this, because every
+        certificate is checked against the pinned root keys. It lets the
+        cache recover when keys.json is lost but manifest.jwt is intact.
+        """
+        text = self._read_text("manifest.jwt")
+        if text is None:
+            return keyring
+        try:
+            compacts = parse_compact(text).claims.get("key_certificates") or []
+        except KeyplaneClientError:
+            return keyring
+        if not isinstance(compacts, list):
+            return keyring
+        return keyring.extended([c for c in compacts if isinstance(c, str)], root_keys)
 
     def save_keyring(self, keyring: Keyring) -> None:
         self._write_text(
@@ -145,7 +164,7 @@ class Cache:
         text = self._read_text("etags.json")
         try:
             data = json.loads(text) if text else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             return {}
         return (
             {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
@@ -179,7 +198,7 @@ class Cache:
             payload, mac = document["state"], document["mac"]
             if not isinstance(payload, dict) or not isinstance(mac, str):
                 raise ValueError("unexpected layout")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             logger.warning("cached state is corrupt and treated as absent: %s", exc)
             return LocalState()
         if not hmac.compare_digest(mac, self._state_mac(payload)):

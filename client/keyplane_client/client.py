@@ -128,7 +128,9 @@ class Client:
     def _load_cache(self) -> None:
         with self._lock:
             self.state: LocalState = self.cache.load_state()
-            self.keyring: Keyring = self.cache.load_keyring(self.root_keys)
+            self.keyring: Keyring = self.cache.keyring_with_manifest_certificates(
+                self.cache.load_keyring(self.root_keys), self.root_keys
+            )
             self.manifest: Manifest | None = self.cache.load_manifest(self.keyring)
             if self.manifest is not None:
                 self.keyring = self._with_manifest_keys(self.keyring, self.manifest)

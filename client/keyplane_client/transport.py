@@ -166,7 +166,7 @@ class HttpTransport:
         if payload and "json" in response_headers.get("content-type", ""):
             try:
                 data = json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):
                 data = None
         if 200 <= status < 300 or status == 304:
             return Response(status=status, headers=response_headers, body=payload, data=data)

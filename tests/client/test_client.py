@@ -344,3 +344,11 @@ def test_refresher_moves_to_grace_then_expired_on_time(server, keys, clock, tmp_
     assert changes[0][0] == start + 3600
     assert changes[1][0] == start + 7200
     assert client.state.refresh_failures > 0
+
+
+def test_state_deeply_nested_treated_as_absent(activated, server, keys, clock):
+    (activated.state_dir / "state.json").write_text("[" * 100_000 + "]" * 100_000)
+    (activated.state_dir / "keys.json").write_text("[" * 100_000 + "]" * 100_000)
+    reloaded = new_client(server, keys, clock, activated.state_dir)
+    assert reloaded.state.validated is False
+    assert reloaded.decision().state == DecisionState.VALID

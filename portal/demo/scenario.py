@@ -7,9 +7,10 @@ the run fail:
 2. Start gunicorn, a Celery worker and Celery beat.
 3. Fleet cycle 1: every device activates; the grants hold fewer seats than
    devices want, so some are refused with `seat_limit_reached`.
-4. Change things as the tenants' admins would: revoke a device, publish an
-   overlay release to a 10% ring, raise and approve a seat increase and a
-   renewal (the approver is never the requester).
+4. Change things as the tenants' admins would: revoke a device through the
+   admin API with the demo token, publish an overlay release to a 10% ring,
+   raise and approve a seat increase and a renewal (the approver is never
+   the requester).
 5. Fleet cycle 2: the revoked device decides `revoked`, refused devices now
    activate, the renewed grant is `valid` again, about 10% of devices get
    the new overlay release.
@@ -18,9 +19,11 @@ the run fail:
    count findings and verify each tenant's decision-log chain.
 """
 
+import json
 import logging
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,18 +205,28 @@ class Scenario:
         return get_user_model().objects.get(username=f"{run.slug}-{suffix}")
 
     def revoke_device(self) -> str:
-        from licensing.services import device_revoke
-
+        """Revoke one activated device through the admin API with the tenant's API token."""
         run = self.tenants[0]
         victim = next(r for r in run.results if r.outcome == "granted" and r.device_id)
-        with schema_context(self._schema(run)):
-            device_revoke(
-                device_id=int(victim.device_id or 0),
-                reason="demo: laptop reported stolen",
-                acting_user=self._user(run, "it"),
-            )
+        request = urllib.request.Request(  # noqa: S310 - URL built from the demo's own base URL
+            f"{self.base_url}/t/{run.slug}/api/v1/admin/devices/{victim.device_id}/revoke/",
+            data=json.dumps({"reason": "demo: laptop reported stolen"}).encode(),
+            headers={
+                "Authorization": f"Bearer {run.seeded.api_token}",
+                "Content-Type": "application/json",
+            },
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - as above
+            revocation = json.loads(response.read())
+            status = response.status
+        if status != 201:
+            raise AssertionError(f"the admin API returned {status} for the revocation, not 201")
         run.revoked_device = victim.name
-        return f"{run.slug}: device {victim.device_id} ({victim.name}) revoked"
+        return (
+            f"{run.slug}: device {victim.device_id} ({victim.name}) revoked through the "
+            f"admin API, revocation {revocation['id']}"
+        )
 
     def publish_ring_release(self) -> str:
         from overlays.selectors import head_current

@@ -112,7 +112,7 @@ class Command(BaseCommand):
         ):
             return
         scenario.step("Check activations and refusals", scenario.check_first_cycle)
-        scenario.step("Revoke a device", scenario.revoke_device)
+        scenario.step("Revoke a device through the admin API", scenario.revoke_device)
         scenario.step("Publish an overlay release to a 10% ring", scenario.publish_ring_release)
         scenario.step("Raise and approve a seat increase", scenario.seat_increase)
         scenario.step("Raise and approve a renewal", scenario.renewal)

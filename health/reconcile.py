@@ -14,8 +14,8 @@ One pass per tenant:
    unique index on code and subject makes a rerun insert nothing), resolve
    every unresolved finding whose drift was not seen, and write history rows
    for both.
-5. After the commit, release the seats of silent devices when the tenant's
-   settings say so, each release in its own short transaction.
+5. After the commit, release the seats of silent devices if the tenant's
+   settings enable it, each release in its own short transaction.
 
 Steps 2 to 4 run in one transaction under a per-tenant advisory lock, so
 two concurrent runs of the same tenant cannot both insert or resolve.

@@ -1,6 +1,5 @@
 """decide(): states, boundaries, rollback and freeze, revocations, properties."""
 
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from keyplane_client.decision import DEFAULT_RULES, DecisionState, decide

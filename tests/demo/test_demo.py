@@ -230,3 +230,56 @@ def test_simulate_fleet_command_prints_summary(
     summary = json.loads(out.getvalue())
     assert summary["devices"] == 3
     assert summary["activations"]["granted"] == 3
+
+
+def test_processes_start_rejects_busy_port(tmp_path: Path) -> None:
+    import socket
+
+    from portal.demo.processes import DemoProcesses, ProcessFailed
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        processes = DemoProcesses(port=port, log_dir=tmp_path, environment={})
+        with pytest.raises(ProcessFailed, match=f"Port {port} on 127.0.0.1 is in use"):
+            processes.start()
+    assert processes.children == {}
+
+
+def test_grants_from_demo_file_unknown_tenant(tmp_path: Path) -> None:
+    from django.core.management.base import CommandError
+
+    from portal.demo.management.commands.simulate_fleet import grants_from_demo_file
+
+    path = tmp_path / "demo.json"
+    private_json_write(path, {"base_url": "http://127.0.0.1:1", "tenants": [{"slug": "acme"}]})
+    with pytest.raises(CommandError, match="has no tenant 'globex'"):
+        grants_from_demo_file(path, "globex")
+
+
+def test_grants_from_demo_file_reads_weights(tmp_path: Path) -> None:
+    from portal.demo.management.commands.simulate_fleet import grants_from_demo_file
+
+    path = tmp_path / "demo.json"
+    grant = {"license_key": "KEY-1", "product": "ledgerly", "label": "std", "fleet_weight": 3}
+    private_json_write(
+        path, {"base_url": "http://127.0.0.1:1", "tenants": [{"slug": "g", "grants": [grant]}]}
+    )
+    base_url, grants = grants_from_demo_file(path, "g")
+    assert base_url == "http://127.0.0.1:1"
+    assert grants == [FleetGrant(license_key="KEY-1", product="ledgerly", label="std", weight=3)]
+
+
+def test_fleet_plan_stable_and_weighted(tmp_path: Path) -> None:
+    from portal.demo.fleet import fleet_plan
+
+    grants = [
+        FleetGrant(license_key="A", product="p", weight=3),
+        FleetGrant(license_key="B", product="p", weight=1),
+    ]
+    first = fleet_plan(tenant="t", grants=grants, devices=8, state_root=tmp_path)
+    second = fleet_plan(tenant="t", grants=grants, devices=8, state_root=tmp_path)
+    assert first == second
+    assert [spec.license_key for spec in first].count("A") == 6
+    assert len({spec.state_dir for spec in first}) == 8

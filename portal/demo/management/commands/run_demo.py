@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.demo.processes import DemoProcesses, ProcessFailed
 from portal.demo.scenario import Scenario, format_access, format_summary
+from portal.demo.state import demo_file_path
 
 # All simulated clients share one loopback address and a few license keys, so
 # the per-address and per-license limits of a production site would throttle
@@ -87,10 +88,8 @@ class Command(BaseCommand):
             self._serve(processes, base_url)
         finally:
             processes.stop()
-            if options["exit"]:
-                demo_file = settings.STATE_DIR / "demo.json"
-                # The file describes a running demo; once the processes stop it would mislead.
-                demo_file.unlink(missing_ok=True)
+            # The file describes a running demo; once the processes stop it would mislead.
+            demo_file_path().unlink(missing_ok=True)
 
     def _run(self, scenario: Scenario, processes: DemoProcesses, *, reset: bool) -> None:
         if not scenario.step(

@@ -7,10 +7,10 @@ the run fail:
 2. Start gunicorn, a Celery worker and Celery beat.
 3. Fleet cycle 1: every device activates; the grants hold fewer seats than
    devices want, so some are refused with `seat_limit_reached`.
-4. Change things as the tenants' admins would: revoke a device through the
-   admin API with the demo token, publish an overlay release to a 10% ring,
-   raise and approve a seat increase and a renewal (the approver is never
-   the requester).
+4. Change things as the tenants' admins would. Revoke a device through the
+   admin API with the demo token and publish an overlay release to a 10%
+   ring. Raise and approve a seat increase and a renewal (the approver is
+   never the requester).
 5. Fleet cycle 2: the revoked device decides `revoked`, refused devices now
    activate, the renewed grant is `valid` again, about 10% of devices get
    the new overlay release.

@@ -26,7 +26,7 @@ from approvals.selectors import APPROVE_PERMISSION, queue_for
 from portal.admin_sites import tenant_admin_site
 from portal.problems import KeyplaneError
 
-DECISIONS = ("approve", "reject", "withdraw", "apply")
+DONE = {"approve": "approved", "reject": "rejected", "withdraw": "withdrawn", "apply": "applied"}
 
 
 class WaitingForMeFilter(admin.SimpleListFilter):
@@ -97,12 +97,12 @@ class ChangeRequestAdmin(SimpleHistoryAdmin):
     search_fields = ["reason"]
     inlines = [ApprovalInline]
     readonly_fields = [
+        "state",
         "origin",
         "requester",
         "grant",
         "term_end",
         "quorum_required",
-        "state",
         "revision",
         "created_at",
         "updated_at",
@@ -137,6 +137,11 @@ class ChangeRequestAdmin(SimpleHistoryAdmin):
     def progress(self, obj: ChangeRequest) -> str:
         return f"{getattr(obj, 'approval_count', 0)} of {obj.quorum_required}"
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # What and why first, then the state and its dates.
+        requested = ["kind", "payload", "reason", "schedule", "apply_after"]
+        return requested if obj is None else [*requested, *self.readonly_fields]
+
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         # A new request has no approvals yet.
         return [] if obj is None else list(self.inlines)
@@ -148,6 +153,18 @@ class ChangeRequestAdmin(SimpleHistoryAdmin):
         if editable and obj.requester_id == request.user.pk:
             return [*self.readonly_fields, "kind"]
         return [*self.readonly_fields, "kind", "payload", "reason", "schedule", "apply_after"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Only the requester edits, and only before the request is decided or applied;
+        # everyone else sees the request read-only and decides it with the decision form.
+        if obj is None:
+            return super().has_change_permission(request, obj)
+        editable = obj.state in (ChangeRequest.State.PENDING, ChangeRequest.State.APPROVED)
+        return (
+            editable
+            and obj.requester_id == request.user.pk
+            and super().has_change_permission(request, obj)
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -256,7 +273,7 @@ class ChangeRequestAdmin(SimpleHistoryAdmin):
         except KeyplaneError as error:
             messages.error(request, f"{error.title}: {error.detail} {error.remediation}")
         else:
-            messages.success(request, f"Change request {pk}: {action} done.")
+            messages.success(request, f"Change request {pk}: {DONE[action]}.")
         return HttpResponseRedirect(change_url)
 
     def queue_view(self, request: HttpRequest) -> HttpResponse:

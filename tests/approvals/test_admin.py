@@ -66,6 +66,10 @@ def test_change_page_shows_diff(grant: Any, requester: Any, approver: Any) -> No
     assert "What will change" in body
     assert request.after["term_end"] in body
     assert 'value="approve"' in body
+    # The decision form must come before the change form opens, or the button submits the edit.
+    assert body.index('value="approve"') < body.index('id="changerequest_form"')
+    assert f'action="{BASE}/{request.pk}/decide/"' in body
+    assert 'name="_save"' not in body  # approvers cannot edit the request
 
 
 def test_decide_view_approves(grant: Any, requester: Any, approver: Any) -> None:

@@ -12,6 +12,7 @@ history.
 from typing import ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -67,6 +68,22 @@ class HealthSettings(models.Model):
 
     def __str__(self) -> str:
         return f"silent after {self.silent_after_hours} h"
+
+    def clean(self) -> None:
+        from packaging.version import InvalidVersion, Version
+
+        if self.minimum_client_version:
+            try:
+                Version(self.minimum_client_version)
+            except InvalidVersion as error:
+                raise ValidationError(
+                    {
+                        "minimum_client_version": (
+                            f"{self.minimum_client_version!r} is not a version number; "
+                            "enter one such as 2.4.0."
+                        )
+                    }
+                ) from error
 
 
 class DeviceState(models.Model):

@@ -3,10 +3,12 @@
 import datetime as dt
 from typing import Any
 
+import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.models import DecisionLogEntry
-from health.models import Finding
+from health.models import Finding, HealthSettings
 from health.reconcile import findings_reconcile
 from licensing.manifests import manifest_publish
 from licensing.models import Device, LicenseGrant, Manifest, Seat
@@ -374,3 +376,10 @@ def test_reconcile_records_decision(fleet: Fleet) -> None:
     entry = DecisionLogEntry.objects.filter(event="health.reconcile").latest("seq")
     assert entry.actor == "system:reconcile"
     assert entry.data["devices"] == 1
+
+
+def test_health_settings_invalid_minimum_version_rejected(in_alpha: Any) -> None:
+    with pytest.raises(ValidationError) as raised:
+        HealthSettings(minimum_client_version="latest").full_clean()
+
+    assert "minimum_client_version" in raised.value.message_dict

@@ -1,7 +1,7 @@
 """The finding types that reconciliation produces: stable codes, severities, remediations.
 
 The codes are part of the admin API and of alert payloads, so they never
-change meaning; a new kind of drift gets a new code. docs/health.md lists
+change meaning. A new kind of drift gets a new code. docs/health.md lists
 the same table for operators.
 """
 

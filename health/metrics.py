@@ -11,8 +11,10 @@ only the share of the process that happens to serve the scrape. Instead:
 - Findings by severity and tenant are read from each tenant's schema at
   scrape time, so they are exact and need no bookkeeping.
 
-`GET /metrics` renders both in the Prometheus text format. A Redis failure
-never fails the request being measured; it is logged and the event is lost.
+`GET /metrics` renders both in the Prometheus text format. When Redis fails,
+the request being measured still succeeds: the error is logged and the event
+is not counted. Each Redis call times out after one second, so an outage can
+add that much to a measured request.
 """
 
 import json

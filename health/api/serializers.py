@@ -1,9 +1,9 @@
 """Input of `POST checkin`: strict, small and free of personal data.
 
 Every object rejects fields it does not define, and every string and list
-has a bound, so a check-in body stays well under the client body limit and
-a typo in a client build shows up as a `request_invalid` error instead of
-being dropped silently.
+has a bound, so a check-in body stays well under the client body limit. A
+typo in a client build therefore shows up as a `request_invalid` error
+instead of being dropped silently.
 """
 
 import re

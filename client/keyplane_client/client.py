@@ -90,6 +90,7 @@ class Client:
         rules: DecisionRules = DEFAULT_RULES,
         client_version: str = __version__,
         manifest_poll_interval: float = 900.0,
+        checkin_interval: float = 3600.0,
         rng: random.Random | None = None,
     ) -> None:
         self.tenant = tenant
@@ -99,6 +100,8 @@ class Client:
         self.rules = rules
         self.client_version = client_version
         self.manifest_poll_interval = manifest_poll_interval
+        self.checkin_interval = checkin_interval
+        self._last_checkin = 0.0
         self._clock = clock
         # Jitter only spreads refreshes over time; it protects no secret.
         self._rng = rng or random.Random()  # noqa: S311
@@ -514,8 +517,14 @@ class Client:
             except KeyplaneClientError as exc:
                 self._last_manifest_poll = now
                 logger.warning("manifest poll failed (%s): %s", exc.reason, exc)
+        elif self.license is not None and now - self._last_checkin >= self.checkin_interval:
+            self._last_checkin = now
+            try:
+                self.checkin()
+            except KeyplaneClientError as exc:
+                logger.warning("check-in failed (%s): %s", exc.reason, exc)
         decision = self.decision()
-        waits = [self.manifest_poll_interval]
+        waits = [self.manifest_poll_interval, self.checkin_interval]
         if decision.next_boundary is not None:
             waits.append(decision.next_boundary - now)
         if self._next_refresh_at is not None:

@@ -116,6 +116,7 @@ def test_long_running_crosses_offline_window(activated, clock):
 def test_run_once_waits_until_next_boundary(activated, clock):
     activated._next_refresh_at = None
     activated.manifest_poll_interval = 30 * DAY
+    activated.checkin_interval = 30 * DAY
     wait = activated.run_once()
     assert wait == activated.license.offline_until - clock.now
 
@@ -352,3 +353,17 @@ def test_state_deeply_nested_treated_as_absent(activated, server, keys, clock):
     reloaded = new_client(server, keys, clock, activated.state_dir)
     assert reloaded.state.validated is False
     assert reloaded.decision().state == DecisionState.VALID
+
+
+def test_run_once_sends_checkin_when_due(activated, server, clock):
+    server.checkin_status = 202
+    activated._next_refresh_at = None
+    activated.manifest_poll_interval = 30 * DAY
+    activated._last_manifest_poll = clock.now
+    activated.run_once()
+    activated.run_once()
+    assert len(server.checkins) == 1
+    clock.now += activated.checkin_interval
+    activated._last_manifest_poll = clock.now
+    activated.run_once()
+    assert len(server.checkins) == 2

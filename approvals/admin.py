@@ -156,7 +156,7 @@ class ChangeRequestAdmin(SimpleHistoryAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Only the requester edits, and only before the request is decided or applied;
-        # everyone else sees the request read-only and decides it with the decision form.
+        # for everyone else the page is read-only, with the decision form above it.
         if obj is None:
             return super().has_change_permission(request, obj)
         editable = obj.state in (ChangeRequest.State.PENDING, ChangeRequest.State.APPROVED)

@@ -22,7 +22,7 @@ from approvals import services
 from approvals.appliers import change_prepare
 from approvals.models import Approval, ApprovalSettings, ChangeRequest, TermTransition
 from approvals.renewals import renewals_whatif
-from approvals.selectors import APPROVE_PERMISSION, queue_for
+from approvals.selectors import APPROVE_PERMISSION, approval_settings, kind_is_gated, queue_for
 from portal.admin_sites import tenant_admin_site
 from portal.problems import KeyplaneError
 
@@ -62,9 +62,15 @@ class ChangeRequestForm(forms.ModelForm):  # type: ignore[type-arg]  # not subsc
         kind = data.get("kind") or self.instance.kind
         if kind and "payload" in data:
             try:
-                change_prepare(kind, data["payload"])
+                prepared = change_prepare(kind, data["payload"])
             except KeyplaneError as error:
                 raise forms.ValidationError(f"{error.detail} {error.remediation}") from error
+            policy = prepared.grant.policy if prepared.grant is not None else None
+            if not kind_is_gated(kind, policy=policy, settings=approval_settings()):
+                raise forms.ValidationError(
+                    f"Changes of kind {kind!r} need no approval under this tenant's policy; "
+                    "make the change directly, or gate the kind in the approval settings."
+                )
         return data
 
 

@@ -164,3 +164,18 @@ def test_change_form_edit_voids_approval(grant: Any, requester: Any, approver: A
     assert request.revision == 2
     assert request.after == {"seat_count": 10}
     assert request.approvals.get().voided_at is not None
+
+
+def test_add_form_shows_ungated_kind(grant: Any, requester: Any) -> None:
+    response = _client(requester).post(
+        f"{BASE}/add/",
+        {
+            "kind": "grant_revocation",
+            "payload": f'{{"grant": {grant.pk}}}',
+            "reason": "Contract cancelled",
+            "schedule": "immediate",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "need no approval" in response.content.decode()

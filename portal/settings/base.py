@@ -51,6 +51,12 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY", dev_default="") or _development_secret
 KEYPLANE_KEK = env_str("KEYPLANE_KEK", dev_default="") or _development_secret("KEYPLANE_KEK", 32)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Behind a TLS-terminating reverse proxy, trust its X-Forwarded-Proto header so
+# that absolute URLs (and the `htu` of device proofs) use https. Only enable
+# this when the proxy overwrites the header on every request.
+if env_bool("KEYPLANE_TRUST_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env_bool("KEYPLANE_TRUST_FORWARDED_HOST", default=False)
 
 _SECRETS_WITH_DEV_DEFAULTS = {"DJANGO_SECRET_KEY", "KEYPLANE_KEK"}
 if not DEBUG and DEVELOPMENT_DEFAULTS_IN_USE & _SECRETS_WITH_DEV_DEFAULTS:
@@ -159,6 +165,7 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 MIDDLEWARE = [
     "portal.request_context.RequestIdMiddleware",
+    "portal.input_guard.NulCharacterMiddleware",
     "portal.routing.TenantPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -223,7 +230,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.problems.problem_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["portal.input_guard.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",

@@ -294,7 +294,7 @@ def test_grant_expiring_found_and_resolved(fleet: Fleet) -> None:
     assert _state_of(finding) == "resolved"
 
 
-def test_grant_in_grace_found(fleet: Fleet) -> None:
+def test_grant_in_grace_found_and_resolved(fleet: Fleet) -> None:
     now = timezone.now()
     LicenseGrant.objects.filter(pk=fleet.grant.pk).update(
         term_start=now - dt.timedelta(days=400), term_end=now - dt.timedelta(days=2)
@@ -304,6 +304,11 @@ def test_grant_in_grace_found(fleet: Fleet) -> None:
 
     [finding] = _open("grant_in_grace")
     assert finding.severity == "warning"
+
+    # Fixed: the grant was renewed for another term.
+    LicenseGrant.objects.filter(pk=fleet.grant.pk).update(term_end=now + dt.timedelta(days=363))
+    findings_reconcile()
+    assert _state_of(finding) == "resolved"
 
 
 def test_reconcile_rerun_creates_no_duplicates(fleet: Fleet) -> None:

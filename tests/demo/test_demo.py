@@ -283,3 +283,28 @@ def test_fleet_plan_stable_and_weighted(tmp_path: Path) -> None:
     assert first == second
     assert [spec.license_key for spec in first].count("A") == 6
     assert len({spec.state_dir for spec in first}) == 8
+
+
+def test_processes_start_serve_and_stop(django_db_setup: None, tmp_path: Path) -> None:
+    import urllib.request
+    import uuid
+
+    from portal.demo.processes import DemoProcesses
+    from tests.conftest import free_port, server_environment
+
+    # A run id of its own gives the worker and beat a queue that no other test uses.
+    environment = server_environment(KEYPLANE_TEST_RUN_ID=f"demo-{uuid.uuid4().hex[:8]}")
+    processes = DemoProcesses(
+        port=free_port(), log_dir=tmp_path, environment=environment, web_workers=1
+    )
+    try:
+        processes.start()
+        assert sorted(processes.children) == ["beat", "gunicorn", "worker"]
+        url = f"{processes.base_url}/.well-known/keyplane/root-keys.json"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+        started = list(processes.children.values())
+    finally:
+        processes.stop()
+    assert processes.children == {}
+    assert all(process.poll() is not None for process in started)

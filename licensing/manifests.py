@@ -126,14 +126,34 @@ def manifest_publish_all(*, reason: str, acting_user: Any = None) -> list[Manife
     ]
 
 
-def manifest_current(product_code: str) -> Manifest:
-    """Return the latest manifest of a product, publishing one if none is fresh enough."""
+def _latest_fresh(product_code: str) -> Manifest | None:
     manifest = Manifest.objects.filter(product_code=product_code).order_by("-version").first()
-    if manifest is not None:
-        iat, exp = manifest.content.get("iat", 0), manifest.content.get("exp", 0)
-        if timezone.now().timestamp() < iat + (exp - iat) / 2:
-            return manifest
-        reason = "renewal of a manifest past half its lifetime"
-    else:
-        reason = "first manifest of the product"
-    return manifest_publish(product_code=product_code, reason=reason)
+    if manifest is None:
+        return None
+    iat, exp = manifest.content.get("iat", 0), manifest.content.get("exp", 0)
+    if timezone.now().timestamp() < iat + (exp - iat) / 2:
+        return manifest
+    return None
+
+
+def manifest_current(product_code: str) -> Manifest:
+    """Return the latest manifest of a product, publishing one if none is fresh enough.
+
+    Concurrent callers that all find the manifest stale publish only once:
+    each takes the product's lock and checks again before publishing.
+    """
+    fresh = _latest_fresh(product_code)
+    if fresh is not None:
+        return fresh
+    with transaction.atomic():
+        _lock_product(product_code)
+        fresh = _latest_fresh(product_code)
+        if fresh is not None:
+            return fresh
+        exists = Manifest.objects.filter(product_code=product_code).exists()
+        reason = (
+            "renewal of a manifest past half its lifetime"
+            if exists
+            else "first manifest of the product"
+        )
+        return manifest_publish(product_code=product_code, reason=reason)

@@ -27,6 +27,9 @@ from licensing.api.serializers import (
     SeatSerializer,
     TokenRevokeSerializer,
 )
+from licensing.api.serializers import (
+    ProductRequestSerializer as ProductFilterSerializer,
+)
 from licensing.models import Device, LicenseGrant, Manifest, Policy, Revocation, Seat
 from licensing.services import (
     device_revoke,
@@ -264,7 +267,8 @@ class ManifestListView(AdminAPIMixin, generics.ListAPIView):
         queryset = Manifest.objects.all()
         product = self.request.query_params.get("product")
         if product:
-            queryset = queryset.filter(product_code=product)
+            data = _validated(ProductFilterSerializer, {"product": product})
+            queryset = queryset.filter(product_code=data["product"])
         return queryset
 
     @extend_schema(

@@ -188,3 +188,9 @@ def test_revoked_token_rejected(in_alpha: Any) -> None:
     token, secret = api_token_issue(name="t", user=user, scopes=ALL_SCOPES)
     api_token_revoke(token_id=token.pk, acting_user=None)
     assert AdminApi(in_alpha, secret).call("GET", "policies/").status_code == 401
+
+
+def test_manifests_filter_rejects_control_characters(admin_api: AdminApi) -> None:
+    response = admin_api.call("GET", "manifests/?product=%08%00x")
+    assert response.status_code == 400
+    assert response.json()["code"] == "request_invalid"

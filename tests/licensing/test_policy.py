@@ -86,3 +86,20 @@ def test_grant_update_checks_policy_limit(in_alpha, product) -> None:  # type: i
     grant_update(grant_id=grant.pk, seat_count=5, acting_user=None)
     assert LicenseGrant.objects.get(pk=grant.pk).seat_count == 5
     assert Manifest.objects.filter(product_code="atlas").count() == versions + 1
+
+
+def test_manifest_current_renews_stale_once(in_alpha, product) -> None:  # type: ignore[no-untyped-def]
+    import time as time_module
+
+    from licensing.manifests import manifest_current
+    from licensing.models import Manifest
+    from tests.licensing.conftest import grant_make
+
+    grant_make()
+    latest = manifest_current("atlas")
+    now = int(time_module.time())
+    content = {**latest.content, "iat": now - 100, "exp": now + 50}
+    Manifest.objects.filter(pk=latest.pk).update(content=content)
+    renewed = manifest_current("atlas")
+    assert renewed.version == latest.version + 1
+    assert manifest_current("atlas").version == renewed.version

@@ -10,6 +10,7 @@ here with `full_clean`.
 """
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -262,7 +263,7 @@ def demo_tenants_reset(*, credentials: Credentials | None = None) -> list[str]:
     """Offboard and drop the demo tenants so that the next seed starts from scratch.
 
     Uses the tenant lifecycle services (suspend for offboarding, export,
-    drop); the export lands in the tenant data folder like any offboarding.
+    drop), then deletes the export, which holds only generated demo data.
     Returns the slugs that were dropped.
     """
     from portal.tenants.services import tenant_drop, tenant_export, tenant_suspend
@@ -278,7 +279,11 @@ def demo_tenants_reset(*, credentials: Credentials | None = None) -> list[str]:
         if tenant.exported_at is None:
             tenant_export(tenant=tenant)
             tenant.refresh_from_db()
+        export_path = tenant.export_path
         tenant_drop(tenant=tenant, now=tenant.drop_after)
+        # The export holds only generated demo data; keeping one per run would pile up.
+        if export_path:
+            shutil.rmtree(export_path, ignore_errors=True)
         credentials.forget_tenant(spec["slug"])
         dropped.append(spec["slug"])
     credentials.save()

@@ -112,8 +112,8 @@ def jws_sign(
 
 def jws_parse_header(token: Any) -> dict[str, Any]:
     """Return the unverified header of a compact JWS, after structural checks."""
-    if not isinstance(token, str) or len(token) > MAX_JWS_LENGTH:
-        raise JWSError(f"The JWS must be a string of at most {MAX_JWS_LENGTH} characters.")
+    if not isinstance(token, str) or len(token) > MAX_JWS_LENGTH or not token.isascii():
+        raise JWSError(f"The JWS must be an ASCII string of at most {MAX_JWS_LENGTH} characters.")
     parts = token.split(".")
     if len(parts) != 3:
         raise JWSError("A compact JWS has exactly three dot-separated parts.")

@@ -70,6 +70,12 @@ def test_jws_verify_malformed_rejected(key: Ed25519PrivateKey, token: object) ->
         jws_verify(token, typ="t", public_key=key.public_key())
 
 
+def test_jws_verify_non_ascii_payload_rejected(key: Ed25519PrivateKey) -> None:
+    header, _, signature = jws_sign({"a": 1}, typ="t", kid="k", private_key=key).split(".")
+    with pytest.raises(JWSError, match="ASCII"):
+        jws_verify(f"{header}.\u00e9.{signature}", typ="t", public_key=key.public_key())
+
+
 def test_jwk_thumbprint_matches_rfc8037_example() -> None:
     # RFC 8037, appendix A.3: the thumbprint of the example Ed25519 public key.
     jwk = {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}

@@ -51,7 +51,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--keep",
             action="store_true",
-            help="Keep the existing demo tenants instead of resetting them.",
+            help=(
+                "Keep the existing demo tenants and device states instead of resetting them. "
+                "The scenario's checks expect fresh tenants, so a kept run usually fails them."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -7,9 +7,10 @@ class LicensingConfig(AppConfig):
 
     def ready(self) -> None:
         from audit import chain
-        from licensing.signing import sign_tenant_object
+        from licensing.signing import audit_key_certificates, audit_key_set, sign_tenant_object
 
         def checkpoint_sign(claims: dict) -> str:  # type: ignore[type-arg]
             return sign_tenant_object(claims, typ="kp-audit-checkpoint+jwt")
 
         chain.register_checkpoint_signer(checkpoint_sign)
+        chain.register_key_set_provider(audit_key_set, certificates=audit_key_certificates)

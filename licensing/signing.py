@@ -394,3 +394,25 @@ def tenant_public_keys() -> dict[str, Ed25519PublicKey]:
 
     keys = SigningKey.objects.filter(state__in=[KeyState.ACTIVE, KeyState.RETIRING])
     return {key.kid: Ed25519PublicKey.from_public_bytes(bytes(key.public_key)) for key in keys}
+
+
+def audit_key_set() -> dict[str, list[dict[str, str]]]:
+    """Return the JWKS of every tenant key that may have signed an audit checkpoint.
+
+    Retired keys stay in the set so that old checkpoints keep verifying.
+    Compromised keys are left out on purpose: a checkpoint they signed can no
+    longer prove anything, so `audit_verify` reports it.
+    """
+    from licensing.models import SigningKey
+
+    keys = SigningKey.objects.exclude(state=KeyState.COMPROMISED).order_by("created_at")
+    return {"keys": [public_jwk(bytes(key.public_key), kid=key.kid) for key in keys]}
+
+
+def audit_key_certificates() -> list[str]:
+    """Return the root-signed certificates of the keys in `audit_key_set`."""
+    from licensing.models import SigningKey
+
+    current = tenant_key_certificates()
+    retired = SigningKey.objects.filter(state=KeyState.RETIRED).order_by("created_at")
+    return current + [key.certificate for key in retired]

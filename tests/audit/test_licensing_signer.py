@@ -1,32 +1,17 @@
-"""Checkpoints signed by the licensing app's registered signer verify with the tenant keys."""
-
-import pytest
+"""Checkpoints signed through the providers that the licensing app registers."""
 
 from audit import chain
 from audit.selectors import chain_verify
 from audit.services import checkpoint_create, decision_record
-
-signing = pytest.importorskip("licensing.signing")
-jws = pytest.importorskip("licensing.jws")
+from licensing.signing import tenant_key_rotate
 
 
-@pytest.fixture
-def licensing_key_set():
-    """Register a key-set provider built from licensing's tenant keys, then restore."""
-    saved = (chain._key_set_provider, chain._certificate_provider)
-
-    def key_set():
-        keys = signing.tenant_public_keys()
-        return {"keys": [jws.public_jwk(key, kid=kid) for kid, key in keys.items()]}
-
-    chain.register_key_set_provider(key_set, certificates=signing.tenant_key_certificates)
-    yield
-    chain.register_key_set_provider(saved[0], certificates=saved[1])
+def test_licensing_registers_signer_and_key_set(in_alpha) -> None:
+    assert chain.checkpoint_signer() is not None
+    assert chain.tenant_key_set() is not None
 
 
-def test_licensing_signer_checkpoint_verifies(in_alpha, licensing_key_set):
-    if chain.checkpoint_signer() is None:
-        pytest.fail("the licensing app registered no checkpoint signer")
+def test_licensing_signer_checkpoint_verifies(in_alpha) -> None:
     decision_record(event="license.refresh", outcome="ok")
 
     checkpoint = checkpoint_create()
@@ -35,3 +20,23 @@ def test_licensing_signer_checkpoint_verifies(in_alpha, licensing_key_set):
     assert checkpoint is not None
     assert report.ok, report.findings
     assert report.last_signed_seq == checkpoint.seq
+
+
+def test_checkpoint_verifies_after_key_rotation(in_alpha) -> None:
+    decision_record(event="license.refresh", outcome="ok")
+    checkpoint_create()
+
+    tenant_key_rotate(reason="scheduled rotation in test")
+    report = chain_verify()
+
+    assert report.ok, report.findings
+
+
+def test_checkpoint_of_compromised_key_fails(in_alpha) -> None:
+    decision_record(event="license.refresh", outcome="ok")
+    checkpoint_create()
+
+    tenant_key_rotate(reason="compromise drill in test", compromised=True)
+    report = chain_verify()
+
+    assert not report.ok

@@ -117,7 +117,8 @@ class ActivateView(ClientAPIView):
     def post(self, request: Request) -> Response:
         proof = proof_verify(request)
         data = _validated(ActivateRequestSerializer, request.data)
-        rate_limit_hit(scope="license", identity=license_key_hash(data["license_key"]))
+        if data.get("license_key"):
+            rate_limit_hit(scope="license", identity=license_key_hash(data["license_key"]))
         idempotency_key = request.headers.get("Idempotency-Key") or None
         if idempotency_key is not None and (
             len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH or not idempotency_key.isprintable()
@@ -127,6 +128,10 @@ class ActivateView(ClientAPIView):
                 "printable characters."
             )
         device = data.get("device") or {}
+        if data.get("enrollment_token"):
+            answer = _activate_with_enrollment_token(proof, data, device)
+            return Response(answer.body, status=answer.status)
+
         answer = seat_activate(
             license_key=data["license_key"],
             product_code=data["product"],
@@ -138,6 +143,35 @@ class ActivateView(ClientAPIView):
             request_hash=hashlib.sha256(request.body).hexdigest(),
         )
         return Response(answer.body, status=answer.status)
+
+
+def _activate_with_enrollment_token(
+    proof: Any, data: dict[str, Any], device: dict[str, Any]
+) -> Any:
+    """Activate through the identity app's enrollment tokens.
+
+    Imported here, not at module level, because identity builds on
+    licensing's seat rules; licensing only hands the request over. A retried
+    activation of the same device returns its seat without counting another
+    use, so no idempotency record is needed on this path.
+    """
+    from identity.activation import enrollment_activate
+    from identity.device_users import device_user_from_id_token
+    from identity.enrollment import enrollment_token_hash
+
+    rate_limit_hit(scope="license", identity=enrollment_token_hash(data["enrollment_token"]))
+    user = None
+    if data.get("id_token"):
+        user = device_user_from_id_token(id_token=data["id_token"])
+    return enrollment_activate(
+        token=data["enrollment_token"],
+        product_code=data["product"],
+        public_jwk=proof.jwk,
+        thumbprint=proof.thumbprint,
+        device_name=device.get("name", ""),
+        platform=device.get("platform", ""),
+        user=user,
+    )
 
 
 class RefreshView(ClientAPIView):

@@ -40,9 +40,34 @@ class DeviceInfoSerializer(StrictSerializer):
 
 
 class ActivateRequestSerializer(StrictSerializer):
-    license_key = StrictCharField(max_length=100, trim_whitespace=True)
+    """Activation with either a license key or an enrollment token, never both."""
+
+    license_key = StrictCharField(max_length=100, trim_whitespace=True, required=False)
+    enrollment_token = StrictCharField(
+        max_length=200,
+        required=False,
+        help_text="Enrollment token shipped with the installer, in place of a license key.",
+    )
+    id_token = StrictCharField(
+        max_length=8192,
+        required=False,
+        help_text="ID token of the signed-in user, bound to the device (with enrollment tokens).",
+    )
     product = ProductField()
     device = DeviceInfoSerializer(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        has_key = bool(attrs.get("license_key"))
+        has_token = bool(attrs.get("enrollment_token"))
+        if has_key == has_token:
+            raise serializers.ValidationError(
+                "Send exactly one of `license_key` and `enrollment_token`."
+            )
+        if attrs.get("id_token") and not has_token:
+            raise serializers.ValidationError(
+                {"id_token": ["An ID token is accepted only with an enrollment token."]}
+            )
+        return attrs
 
 
 class ProductRequestSerializer(StrictSerializer):

@@ -50,6 +50,8 @@ ROLES: dict[str, tuple[PermissionRule, ...]] = {
         PermissionRule("overlays", "*", ALL_ACTIONS),
         PermissionRule("approvals", "*", ("view", "add", "change")),
         PermissionRule("health", "*", ALL_ACTIONS),
+        PermissionRule("identity", "enrollmenttoken", ALL_ACTIONS),
+        PermissionRule("identity", "*", ("view",)),
     ),
     APPROVER: (
         PermissionRule("approvals", "*", ("view", "change")),
@@ -63,6 +65,7 @@ ROLES: dict[str, tuple[PermissionRule, ...]] = {
         PermissionRule("audit", "*", ("view",)),
         PermissionRule("health", "*", ("view",)),
         PermissionRule("access", "*", ("view",)),
+        PermissionRule("identity", "*", ("view",)),
     ),
 }
 

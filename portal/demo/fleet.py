@@ -204,8 +204,12 @@ def device_cycle(spec: DeviceSpec) -> DeviceResult:
             _with_rate_limit_retry(client.refresh)
             result.outcome = "refreshed"
     except ServerError as error:
-        result.outcome = "refused"
         result.code = error.code
+        if error.status >= 500:
+            # A server failure is no decision about this device; report it as an error.
+            result.errors.append(f"{result.action}: {error.code}")
+        else:
+            result.outcome = "refused"
     except KeyplaneClientError as error:
         result.code = error.reason
         result.errors.append(f"{result.action}: {error.reason}")

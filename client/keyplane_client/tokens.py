@@ -187,8 +187,18 @@ class Revocations(NamedTuple):
 
 
 class OverlayPointer(NamedTuple):
+    """The manifest's `overlay` claim: the current release and, during a rollout, its base."""
+
     release: int
     sha256: str
+    # The release that devices outside a staged rollout keep; None otherwise.
+    base: "OverlayPointer | None" = None
+
+    def allows(self, release: int, sha256: str) -> bool:
+        """Return whether the manifest points at this release, as current or as base."""
+        if (self.release, self.sha256) == (release, sha256):
+            return True
+        return self.base is not None and (self.base.release, self.base.sha256) == (release, sha256)
 
 
 class Manifest(NamedTuple):
@@ -225,10 +235,7 @@ def _revocations(claims: Mapping[str, Any]) -> Revocations:
     )
 
 
-def _overlay_pointer(claims: Mapping[str, Any]) -> OverlayPointer | None:
-    pointer = claims.get("overlay")
-    if pointer is None:
-        return None
+def _release_reference(claims: Mapping[str, Any], pointer: Any) -> OverlayPointer:
     if (
         not isinstance(pointer, dict)
         or isinstance(pointer.get("release"), bool)
@@ -237,6 +244,16 @@ def _overlay_pointer(claims: Mapping[str, Any]) -> OverlayPointer | None:
     ):
         raise _missing(claims, "overlay")
     return OverlayPointer(release=pointer["release"], sha256=pointer["sha256"].lower())
+
+
+def _overlay_pointer(claims: Mapping[str, Any]) -> OverlayPointer | None:
+    pointer = claims.get("overlay")
+    if pointer is None:
+        return None
+    current = _release_reference(claims, pointer)
+    if pointer.get("base") is None:
+        return current
+    return current._replace(base=_release_reference(claims, pointer["base"]))
 
 
 def verify_manifest(compact: str | bytes, keyring: Keyring, *, product: str) -> Manifest:
@@ -354,7 +371,7 @@ def verify_overlay(
         if isinstance(declared, str)
         else hashlib.sha256(canonical_json(values)).hexdigest()
     )
-    if pointer is not None and (pointer.release != release or pointer.sha256 != digest):
+    if pointer is not None and not pointer.allows(release, digest):
         raise VerificationError(
             f"overlay release {release} does not match the manifest's pointer "
             f"to release {pointer.release}",

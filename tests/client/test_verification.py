@@ -185,6 +185,52 @@ def test_overlay_other_release_rejected():
     assert caught.value.reason == "overlay_mismatch"
 
 
+def test_overlay_base_release_accepted_during_rollout():
+    from keyplane_client.tokens import OverlayPointer
+
+    base = OverlayPointer(release=3, sha256="ab" * 32)
+    overlay = verify_overlay(
+        KEYS.overlay(release=3, sha256="ab" * 32),
+        keyring_for(),
+        product=PRODUCT,
+        pointer=OverlayPointer(release=4, sha256="cd" * 32, base=base),
+    )
+    assert overlay.release == 3
+
+
+def test_overlay_outside_current_and_base_rejected():
+    from keyplane_client.tokens import OverlayPointer
+
+    base = OverlayPointer(release=3, sha256="ab" * 32)
+    with pytest.raises(VerificationError) as caught:
+        verify_overlay(
+            KEYS.overlay(release=2, sha256="ef" * 32),
+            keyring_for(),
+            product=PRODUCT,
+            pointer=OverlayPointer(release=4, sha256="cd" * 32, base=base),
+        )
+    assert caught.value.reason == "overlay_mismatch"
+
+
+def test_manifest_overlay_base_parsed():
+    from keyplane_client.tokens import verify_manifest
+
+    manifest = verify_manifest(
+        KEYS.manifest(
+            overlay={
+                "release": 4,
+                "sha256": "CD" * 32,
+                "base": {"release": 3, "sha256": "ab" * 32},
+            }
+        ),
+        keyring_for(),
+        product=PRODUCT,
+    )
+    assert manifest.overlay is not None
+    assert manifest.overlay.base is not None
+    assert manifest.overlay.base.release == 3
+
+
 def test_canonical_json_matches_rfc8785():
     rfc8785 = pytest.importorskip("rfc8785")
     from keyplane_client.tokens import canonical_json

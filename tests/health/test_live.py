@@ -55,8 +55,9 @@ def test_reconcile_task_runs_in_worker(celery_worker: Any, committed_outdated_de
         result = app.send_task("health.reconcile")
     summary = result.get(timeout=60)
 
-    assert summary["devices"] == 1
-    assert summary["opened"] == 1
+    # Other live tests leave committed devices in alpha, so only this test's
+    # device and finding are checked exactly.
+    assert summary["devices"] >= 1
     with schema_context("alpha"):
         finding = Finding.objects.get(subject=f"device:{committed_outdated_device}:atlas")
     assert finding.code == "client_version_below_minimum"

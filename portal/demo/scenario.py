@@ -36,7 +36,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from portal.demo import data, integration
-from portal.demo.fleet import DeviceResult, FleetGrant, Writer
+from portal.demo.fleet import DeviceResult, FleetGrant, Writer, results_as_json
 from portal.demo.seed import SeededTenant, SeedResult, demo_seed, demo_tenants_reset
 from portal.demo.state import Credentials, demo_file_path, private_json_write
 from portal.tenants.models import Tenant
@@ -97,6 +97,7 @@ class Scenario:
     processes_per_tenant: int = 4
     out: Writer = field(default_factory=lambda: sys.stdout)
     state_root: Path = field(default_factory=lambda: Path(settings.STATE_DIR) / "fleet")
+    log_dir: Path = field(default_factory=lambda: Path(settings.STATE_DIR) / "demo")
     steps: list[StepResult] = field(default_factory=list)
     tenants: list[TenantRun] = field(default_factory=list)
     seed: SeedResult | None = None
@@ -164,6 +165,11 @@ class Scenario:
             summary["cycle"] = label
             run.cycles.append(summary)
             run.results = results
+            # Every device's outcome, for finding out why a check failed.
+            private_json_write(
+                self.log_dir / f"fleet-{run.slug}-{len(run.cycles)}-{label}.json",
+                {"summary": summary, "devices": results_as_json(results)},
+            )
             timing = summary["device_ms"]
             lines.append(
                 f"{run.slug}: {summary['devices']} devices in {summary['seconds']} s "
@@ -356,11 +362,15 @@ class Scenario:
     def check_third_cycle(self) -> str:
         problems = []
         for run in self.tenants:
-            releases = run.cycles[-1]["overlay_releases"]
-            present = {k: v for k, v in releases.items() if k != "None"}
-            if len(present) != 1:
+            # A revoked device cannot fetch the new release and keeps its last one.
+            present: dict[str, int] = {}
+            for result in run.results:
+                if result.decision_state in ("valid", "grace"):
+                    key = str(result.overlay_release)
+                    present[key] = present.get(key, 0) + 1
+            if len(present) != 1 or "None" in present:
                 problems.append(
-                    f"{run.slug}: devices on several releases after promotion: {present}"
+                    f"{run.slug}: licensed devices on several releases after promotion: {present}"
                 )
             if run.cycles[-1]["errors"]:
                 problems.append(f"{run.slug}: client errors {run.cycles[-1]['errors']}")

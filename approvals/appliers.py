@@ -157,7 +157,7 @@ def _renewal_prepare(payload: dict[str, Any]) -> Prepared:
 
 def _renewal_apply(request: ChangeRequest, acting_user: Any) -> Applied:
     grant = (
-        LicenseGrant.objects.select_for_update()
+        LicenseGrant.objects.select_for_update(no_key=True)
         .select_related("policy")
         .get(pk=request.payload["grant"])
     )
@@ -216,7 +216,7 @@ def _seat_increase_prepare(payload: dict[str, Any]) -> Prepared:
 
 
 def _seat_increase_apply(request: ChangeRequest, acting_user: Any) -> Applied:
-    grant = LicenseGrant.objects.select_for_update().get(pk=request.payload["grant"])
+    grant = LicenseGrant.objects.select_for_update(no_key=True).get(pk=request.payload["grant"])
     old = grant.seat_count
     grant.seat_count = request.payload["seat_count"]
     grant._history_user = acting_user  # type: ignore[attr-defined]  # read by simple-history

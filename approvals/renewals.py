@@ -143,7 +143,11 @@ def _transition_record(
 
 def _grace_enter(grant_id: int, actor: Any, now: datetime) -> bool:
     with transaction.atomic():
-        grant = LicenseGrant.objects.select_for_update().select_related("policy").get(pk=grant_id)
+        grant = (
+            LicenseGrant.objects.select_for_update(no_key=True)
+            .select_related("policy")
+            .get(pk=grant_id)
+        )
         if grant.status != LicenseGrant.Status.ACTIVE or grant.term_end > now:
             return False
         if (
@@ -172,7 +176,11 @@ def _grace_enter(grant_id: int, actor: Any, now: datetime) -> bool:
 
 def _expire(grant_id: int, actor: Any, now: datetime) -> bool:
     with transaction.atomic():
-        grant = LicenseGrant.objects.select_for_update().select_related("policy").get(pk=grant_id)
+        grant = (
+            LicenseGrant.objects.select_for_update(no_key=True)
+            .select_related("policy")
+            .get(pk=grant_id)
+        )
         grace_end = grant.term_end + timedelta(days=grant.policy.grace_days)
         if grant.status != LicenseGrant.Status.ACTIVE or grace_end > now:
             return False

@@ -52,7 +52,7 @@ def enrollment_activate(
         with transaction.atomic():
             row = _lock_usable(token, product_code)
             grant = (
-                LicenseGrant.objects.select_for_update()
+                LicenseGrant.objects.select_for_update(no_key=True)
                 .select_related("policy")
                 .get(pk=row.grant_id)
             )

@@ -116,8 +116,15 @@ def seat_activate(
                 f"not {product_code!r}."
             )
         with transaction.atomic():
+            # FOR NO KEY UPDATE still serialises activations of one grant, but
+            # unlike FOR UPDATE it lets the key-share locks of deferred foreign
+            # key checks through. A refresh takes such a lock at COMMIT, after
+            # it holds the decision-log head that this activation waits for,
+            # so FOR UPDATE here deadlocked with concurrent refreshes.
             grant = (
-                LicenseGrant.objects.select_for_update().select_related("policy").get(pk=grant.pk)
+                LicenseGrant.objects.select_for_update(no_key=True)
+                .select_related("policy")
+                .get(pk=grant.pk)
             )
             if idempotency_key:
                 stored = IdempotencyRecord.objects.filter(

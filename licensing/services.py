@@ -135,7 +135,7 @@ def grant_update(
     """
     with transaction.atomic():
         grant = (
-            LicenseGrant.objects.select_for_update()
+            LicenseGrant.objects.select_for_update(no_key=True)
             .select_related("policy")
             .filter(pk=grant_id)
             .first()
@@ -183,7 +183,7 @@ def grant_status_set(*, grant_id: int, status: str, reason: str, acting_user: An
         raise RequestInvalid(f"Status {status!r} cannot be set here; use the revocation instead.")
     with transaction.atomic():
         grant = (
-            LicenseGrant.objects.select_for_update()
+            LicenseGrant.objects.select_for_update(no_key=True)
             .select_related("policy")
             .filter(pk=grant_id)
             .first()
@@ -262,7 +262,7 @@ def grant_revoke(*, grant_id: int, reason: str, acting_user: Any) -> Revocation:
     """Revoke a grant, release its seats and publish a manifest listing it."""
     with transaction.atomic():
         grant = (
-            LicenseGrant.objects.select_for_update()
+            LicenseGrant.objects.select_for_update(no_key=True)
             .select_related("policy")
             .filter(pk=grant_id)
             .first()

@@ -60,7 +60,11 @@ def test_reconcile_concurrent_runs_no_duplicates(committed_db: None) -> None:
 
     try:
         assert all(isinstance(result, ReconcileResult) for result in results), results
-        assert sorted(result.opened for result in results) == [0, DEVICES]
+        opened = sorted(result.opened for result in results)
+        # Other live tests may leave devices in alpha, so the first run can
+        # open more than this test's findings; the second must open none.
+        assert opened[0] == 0
+        assert opened[1] >= DEVICES
         with schema_context("alpha"):
             assert Finding.objects.filter(subject__in=subjects).count() == DEVICES
     finally:

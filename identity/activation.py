@@ -69,7 +69,7 @@ def enrollment_activate(
                 },
             )
             if not created:
-                device = Device.objects.select_for_update().get(pk=device.pk)
+                device = Device.objects.select_for_update(no_key=True).get(pk=device.pk)
                 fields = []
                 if device.group_id != row.group_id:
                     device.group_id = row.group_id

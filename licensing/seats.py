@@ -181,7 +181,7 @@ def _activate_locked(
         defaults={"public_jwk": public_jwk, "name": device_name, "platform": platform},
     )
     if not created:
-        device = Device.objects.select_for_update().get(pk=device.pk)
+        device = Device.objects.select_for_update(no_key=True).get(pk=device.pk)
     if device.status == Device.Status.REVOKED:
         raise DeviceRevoked(f"Device {device.pk} was revoked by an administrator.")
 

@@ -299,7 +299,7 @@ def grant_revoke(*, grant_id: int, reason: str, acting_user: Any) -> Revocation:
 def device_revoke(*, device_id: int, reason: str, acting_user: Any) -> Revocation:
     """Revoke a device, release its seats and publish manifests listing it."""
     with transaction.atomic():
-        device = Device.objects.select_for_update().filter(pk=device_id).first()
+        device = Device.objects.select_for_update(no_key=True).filter(pk=device_id).first()
         if device is None:
             raise ObjectNotFound(f"No device has the id {device_id}.")
         if device.status == Device.Status.REVOKED:

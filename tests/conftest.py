@@ -61,7 +61,7 @@ def django_db_setup(  # type: ignore[no-untyped-def]
     """Create the test database, then onboard the two session tenants.
 
     Replaces pytest-django's fixture, which creates the database only when
-    some collected test asks for `db`; the live tests use committed rows
+    some collected test requests `db`; the live tests use committed rows
     instead and must get a database too.
     """
     from django.test.utils import setup_databases, teardown_databases

@@ -1,7 +1,7 @@
 """Keyplane settings, read from the environment.
 
 Configuration reference: docs/operations.md. Development defaults exist so
-that `make run` and `make test` work on a fresh machine; with DEBUG off the
+that `make run` and `make test` work on a fresh machine. With DEBUG off, the
 site refuses to start while any secret still has its development default.
 """
 
@@ -255,7 +255,9 @@ KEYPLANE_CLIENT_RATE_LIMITS = {
     "device": (env_int("KEYPLANE_RATE_PER_DEVICE", default=30, minimum=1), 60),
 }
 # Largest accepted client API request body in bytes.
-KEYPLANE_CLIENT_MAX_BODY_BYTES = env_int("KEYPLANE_CLIENT_MAX_BODY_BYTES", default=8192, minimum=512)
+KEYPLANE_CLIENT_MAX_BODY_BYTES = env_int(
+    "KEYPLANE_CLIENT_MAX_BODY_BYTES", default=8192, minimum=512
+)
 
 # --- Identity (see docs/identity.md) -------------------------------------------
 

@@ -32,6 +32,9 @@ from django.conf import settings
 
 from tests.conftest import PROJECT_ROOT, free_port, wait_for_port
 
+# The licensing fixtures that the enrollment API tests request by name.
+from tests.licensing.conftest import alpha_api, product, rate_limits_reset  # noqa: F401
+
 PROVIDER_DATABASE = "test_kp_oidc_provider"
 PROVIDER_PASSWORD = "provider-password-1"
 

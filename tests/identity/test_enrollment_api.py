@@ -7,14 +7,7 @@ from identity.enrollment import enrollment_token_create
 from identity.models import EnrollmentToken
 from licensing.jws import jwk_thumbprint
 from licensing.models import Device, DeviceGroup
-from tests.licensing.conftest import (  # noqa: F401  # fixtures used by name
-    ClientApi,
-    DeviceKey,
-    alpha_api,
-    grant_make,
-    product,
-    rate_limits_reset,
-)
+from tests.licensing.conftest import ClientApi, DeviceKey, grant_make
 
 
 def _enrollment_token(group_name: str, uses: int = 2) -> tuple[Any, str]:
@@ -34,9 +27,7 @@ def test_activate_with_enrollment_token_joins_group(alpha_api: ClientApi) -> Non
     row, token = _enrollment_token(group.name)
     key = DeviceKey()
 
-    response = alpha_api.post(
-        "activate", {"enrollment_token": token, "product": "atlas"}, key=key
-    )
+    response = alpha_api.post("activate", {"enrollment_token": token, "product": "atlas"}, key=key)
 
     assert response.status_code == 201, response.content
     device = Device.objects.get(thumbprint=jwk_thumbprint(key.jwk))

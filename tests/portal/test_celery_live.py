@@ -77,6 +77,7 @@ def _queue_length(queue: str) -> int:
 def test_task_enqueued_in_rolled_back_transaction_is_never_sent(committed_db: None) -> None:
     # A queue no worker consumes, so the broker shows exactly what was sent.
     queue = f"unconsumed-{uuid.uuid4().hex[:8]}"
+
     def enqueue_then_fail() -> None:
         with transaction.atomic():
             current_schema.apply_async_on_commit(queue=queue)

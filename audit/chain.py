@@ -208,6 +208,8 @@ class VerificationReport:
     first_seq: int | None = None
     last_seq: int | None = None
     last_signed_seq: int | None = None
+    # Decisions recorded but not chained yet; set by the caller that can count them.
+    pending: int = 0
 
     @property
     def ok(self) -> bool:

@@ -2,7 +2,8 @@
 
 `DecisionLogEntry` and `Checkpoint` are append-only: a trigger created by
 the migrations rejects UPDATE and DELETE on them (see `audit/migrations`),
-except for the controlled retention purge of old entries.
+except for the controlled retention purge of old entries. A decision is
+first stored as a `PendingEntry` and moved into the log when it is chained.
 """
 
 from typing import ClassVar
@@ -47,8 +48,34 @@ class DecisionLogEntry(models.Model):
         return f"#{self.seq} {self.event} {self.outcome}"
 
 
+class PendingEntry(models.Model):
+    """A recorded decision that is not chained into the log yet.
+
+    `audit.services.decision_record` inserts it in the caller's transaction;
+    after the commit, `decision_log_chain` deletes it and appends it to the
+    log with the next `seq`. The id gives the order of chaining. A trigger
+    rejects UPDATE, so what is chained is what was recorded.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    time = models.DateTimeField()
+    event = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=32)
+    reason = models.CharField(max_length=64, blank=True)
+    actor = models.CharField(max_length=150)
+    subject = models.CharField(max_length=150, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = "pending decision-log entry"
+        verbose_name_plural = "pending decision-log entries"
+
+    def __str__(self) -> str:
+        return f"pending {self.id} {self.event} {self.outcome}"
+
+
 class ChainHead(models.Model):
-    """The last sequence number and hash of the tenant's chain; one row, locked by every append."""
+    """The last sequence number and hash of the tenant's chain; one row, moved by every chaining."""
 
     id = models.SmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(default=0)

@@ -10,9 +10,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from audit import chain
-from audit.models import ChainHead, Checkpoint, DecisionLogEntry
+from audit.models import ChainHead, Checkpoint, DecisionLogEntry, PendingEntry
 
 _CHUNK = 2000
+PENDING_TOLERANCE = dt.timedelta(minutes=10)
 
 
 def current_tenant_slug() -> str:
@@ -58,16 +59,34 @@ def checkpoint_rows() -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def chain_verify() -> chain.VerificationReport:
-    """Verify the current tenant's decision log against its checkpoints and chain head."""
+def chain_verify(*, now: dt.datetime | None = None) -> chain.VerificationReport:
+    """Verify the current tenant's decision log against its checkpoints and chain head.
+
+    Pending entries are chained moments after their commit, and the periodic
+    `audit.chain` task catches up every minute. A pending entry older than
+    PENDING_TOLERANCE is reported as `entries_pending`: until it is chained,
+    nothing would show an edit, and the log lacks it.
+    """
     head = ChainHead.objects.filter(pk=1).values_list("seq", "hash").first()
-    return chain.verify_chain(
+    report = chain.verify_chain(
         entry_rows(),
         checkpoint_rows(),
         key_set=chain.tenant_key_set(),
         tenant=current_tenant_slug(),
         head=head,
     )
+    report.pending = PendingEntry.objects.count()
+    oldest = PendingEntry.objects.order_by("id").values_list("id", "time").first()
+    if oldest is not None and oldest[1] < (now or timezone.now()) - PENDING_TOLERANCE:
+        report.findings.append(
+            chain.Finding(
+                "entries_pending",
+                f"pending entry {oldest[0]} from {oldest[1].isoformat()} and "
+                f"{report.pending - 1} more are not chained into the log; check that the "
+                "Celery worker and beat run the audit.chain task",
+            )
+        )
+    return report
 
 
 def parse_as_of(text: str) -> dt.datetime | None:

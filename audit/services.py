@@ -1,10 +1,12 @@
-"""Writes of the audit app: appends, checkpoints, the retention purge, alerts and legal holds.
+"""Writes of the audit app: appends, chaining, checkpoints, retention, alerts and legal holds.
 
-Every write locks the tenant's `ChainHead` row first, so concurrent writers
-in any number of processes append one after the other: the chain never forks
-(two entries with the same predecessor) and never skips a sequence number.
-The lock is held until the caller's transaction ends, so callers should
-record their decision late in short transactions.
+An append stores a pending entry in the caller's transaction and takes no
+lock, so appends of one tenant commit side by side as plain inserts do.
+After the commit, one connection at a time chains the pending entries into
+the log in batches: each gets the next sequence number and covers the
+previous entry's hash, so the chain never forks (two entries with the same
+predecessor) and never skips a number, whatever the number of writer
+processes. Checkpoints and the retention purge lock the chain head row.
 """
 
 import datetime as dt
@@ -12,8 +14,10 @@ import json
 import logging
 import re
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
+import psycopg
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
@@ -21,12 +25,20 @@ from django_tenants.utils import get_public_schema_name
 from simple_history.utils import bulk_update_with_history
 
 from audit import chain
+from audit.chaining import chainer
 from audit.exceptions import (
     CheckpointSignerMissing,
     DecisionEntryInvalid,
     SecretInDecisionData,
 )
-from audit.models import AuditSettings, ChainHead, Checkpoint, DecisionLogEntry, LegalHold
+from audit.models import (
+    AuditSettings,
+    ChainHead,
+    Checkpoint,
+    DecisionLogEntry,
+    LegalHold,
+    PendingEntry,
+)
 from audit.selectors import current_tenant_slug
 
 logger = logging.getLogger(__name__)
@@ -34,6 +46,9 @@ logger = logging.getLogger(__name__)
 _EVENT_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.:-]*$")
 UNKNOWN_ACTOR = "unknown"
+_ENTRY_TABLE = DecisionLogEntry._meta.db_table
+_PENDING_TABLE = PendingEntry._meta.db_table
+_HEAD_TABLE = ChainHead._meta.db_table
 
 # Data keys that name a secret, compared after lower-casing and mapping "-" to "_".
 # A key is rejected when it equals one of these or ends with "_" plus one.
@@ -122,50 +137,17 @@ def _validate_entry(*, event: str, outcome: str, reason: str, actor: str, subjec
 
 
 def _lock_head() -> ChainHead:
-    """Lock and return the chain head, creating it on the first append of a schema."""
+    """Lock and return the chain head, creating it on the first use of a schema."""
     head = ChainHead.objects.select_for_update().filter(pk=1).first()
     if head is not None:
         return head
-    # Table names in SQL text here and below come from model metadata, never from input.
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {ChainHead._meta.db_table} (id, seq, hash) VALUES (1, 0, %s) "  # noqa: S608
+        cursor.execute(  # table name from model metadata
+            f"INSERT INTO {_HEAD_TABLE} (id, seq, hash) VALUES (1, 0, %s) "  # noqa: S608
             "ON CONFLICT (id) DO NOTHING",
             [chain.GENESIS_HASH],
         )
     return ChainHead.objects.select_for_update().get(pk=1)
-
-
-def _insert_and_advance(entry: DecisionLogEntry) -> None:
-    """Insert `entry` and move the chain head to it in one statement.
-
-    One round trip instead of two, because it runs while the head is locked.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(  # table names from model metadata
-            f"WITH entry AS (INSERT INTO {DecisionLogEntry._meta.db_table} "  # noqa: S608
-            "(seq, time, event, outcome, reason, actor, subject, data, prev_hash, hash) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING seq, hash) "
-            f"UPDATE {ChainHead._meta.db_table} AS head SET seq = entry.seq, hash = entry.hash "
-            "FROM entry WHERE head.id = 1",
-            [
-                entry.seq,
-                entry.time,
-                entry.event,
-                entry.outcome,
-                entry.reason,
-                entry.actor,
-                entry.subject,
-                json.dumps(entry.data),
-                entry.prev_hash,
-                entry.hash,
-            ],
-        )
-        if cursor.rowcount != 1:
-            raise DecisionEntryInvalid(
-                f"the chain head row is missing; entry #{entry.seq} not stored"
-            )
-    entry._state.adding = False
 
 
 def decision_record(
@@ -176,19 +158,24 @@ def decision_record(
     actor: str = "",
     subject: str = "",
     data: dict[str, Any] | None = None,
-) -> DecisionLogEntry:
-    """Append one hash-chained entry to the current tenant's decision log.
+) -> int:
+    """Record one decision for the current tenant; it is chained into the log after commit.
 
-    Runs inside the caller's transaction when there is one, so the entry is
-    stored exactly when the decision's own changes are. An empty `actor` is
-    stored as `unknown`.
+    Runs inside the caller's transaction when there is one, so the decision
+    is stored exactly when the decision's own changes are, as a
+    `PendingEntry`. When the transaction commits (at once in autocommit),
+    the process's background chainer (`audit.chaining`) appends it to the
+    log within moments. No lock is held, so appends of one tenant never
+    wait for each other. An empty `actor` is stored as `unknown`. Returns
+    the pending entry's id.
 
     Raises SecretInDecisionData when `data` contains a key that names a
     secret or a value that looks like a signed token. Raises
     DecisionEntryInvalid when a field has the wrong form or the current
     schema is the public one.
     """
-    if connection.schema_name == get_public_schema_name():
+    schema = connection.schema_name
+    if schema == get_public_schema_name():
         raise DecisionEntryInvalid(
             f"event {event!r} was recorded in the public schema, which has no decision log; "
             "record it inside the tenant's schema (schema_context or a tenant request)."
@@ -198,32 +185,209 @@ def decision_record(
     _validate_entry(event=event, outcome=outcome, reason=reason, actor=actor, subject=subject)
     _check_data(data, "data")
 
-    # TODO: appends of one tenant commit one after the other, because the head
-    # lock is held until the caller commits. With 8 writers this measured 5x
-    # below plain inserts (docs/benchmarks.d/audit.md); batching the chaining
-    # of committed entries would let commits group.
-    # No savepoint: an error in here is a database error that aborts the
-    # caller's transaction anyway, and a savepoint costs two round trips
-    # while every other writer of the tenant waits for the head lock.
-    with transaction.atomic(savepoint=False):
-        head = _lock_head()
-        # Taken under the lock, so entry times never decrease along the chain
-        # unless the server clock steps back.
-        fields: dict[str, Any] = {
-            "seq": head.seq + 1,
-            "time": timezone.now(),
-            "event": event,
-            "outcome": outcome,
-            "reason": reason,
-            "actor": actor,
-            "subject": subject,
-            "data": data,
-            "prev_hash": head.hash,
-        }
-        digest = chain.entry_hash(**fields)
-        entry = DecisionLogEntry(hash=digest, **fields)
-        _insert_and_advance(entry)
-    return entry
+    # Raw SQL: this runs on every authorization decision, and the ORM's
+    # insert costs more client time than the statement itself.
+    with connection.cursor() as cursor:
+        cursor.execute(  # table name from model metadata
+            f"INSERT INTO {_PENDING_TABLE} "  # noqa: S608
+            "(time, event, outcome, reason, actor, subject, data) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) RETURNING id",
+            [timezone.now(), event, outcome, reason, actor, subject, json.dumps(data)],
+        )
+        pending_id = int(cursor.fetchone()[0])
+    transaction.on_commit(partial(chainer.request, schema))
+    return pending_id
+
+
+# Entries chained per statement; a backlog is chained in several.
+CHAIN_BATCH = 2000
+# Batches one call chains before leaving the rest to later appends and the task.
+_CHAIN_ROUNDS = 20
+# First key of the advisory lock that serializes chaining; the second key is
+# a hash of the schema name. Advisory locks are database-wide, so two schemas
+# whose names hash alike share the lock: they then wait for each other or
+# leave their entries to the next append, never chain wrongly.
+_CHAIN_LOCK_CLASS = 0x6B70_6175
+_LOCK = "SELECT pg_advisory_lock(%s, hashtext(%s))"
+_TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
+_UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
+
+_ANY_PENDING = f"SELECT EXISTS (SELECT 1 FROM {_PENDING_TABLE})"  # noqa: S608
+# Reads the head and the first pending entries, for the holder of the lock.
+_READ_BATCH = f"""
+SELECT head.seq, head.hash, pending.id, pending.time, pending.event, pending.outcome,
+       pending.reason, pending.actor, pending.subject, pending.data
+FROM {_HEAD_TABLE} AS head
+LEFT JOIN LATERAL (
+    SELECT * FROM {_PENDING_TABLE} ORDER BY id LIMIT {CHAIN_BATCH}
+) AS pending ON true
+WHERE head.id = 1
+"""  # noqa: S608 - table names from model metadata
+
+# Moves the head from the state read to the new one and moves the batch
+# from the pending table into the log, in one statement, so it is atomic
+# even in autocommit. If the head moved since it was read, nothing changes
+# and 0 comes back. The batch travels as four arrays, so the statement text
+# stays the same whatever the batch size.
+_MOVE_HEAD_AND_APPEND = f"""
+WITH moved AS (
+    UPDATE {_HEAD_TABLE} AS head SET seq = %s, hash = %s
+    WHERE head.id = 1 AND head.seq = %s AND head.hash = %s RETURNING head.id
+), taken AS (
+    DELETE FROM {_PENDING_TABLE} AS pending
+    USING unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[])
+        AS new (id, seq, prev_hash, hash)
+    WHERE pending.id = new.id AND EXISTS (SELECT 1 FROM moved)
+    RETURNING new.seq, pending.time, pending.event, pending.outcome, pending.reason,
+              pending.actor, pending.subject, pending.data, new.prev_hash, new.hash
+), logged AS (
+    INSERT INTO {_ENTRY_TABLE}
+        (seq, time, event, outcome, reason, actor, subject, data, prev_hash, hash)
+    SELECT * FROM taken RETURNING seq
+)
+SELECT audit_chain_checked((SELECT count(*) FROM moved)::int,
+                           (SELECT count(*) FROM logged)::int, %s::int)
+"""  # noqa: S608 - table names from model metadata
+
+
+def decision_log_chain(*, wait: bool = False) -> int:
+    """Chain the current tenant's pending entries into the log; return how many were chained.
+
+    Pending entries take the next sequence numbers in the order of their id,
+    in batches of up to CHAIN_BATCH. A per-schema advisory lock lets one
+    connection chain at a time. Without `wait`, a call that finds the lock
+    taken returns after one cheap statement: the holder looks for pending
+    entries again after it lets go of the lock, so it sees every entry
+    committed before that. With `wait`, the call waits for the lock, so
+    every entry committed before the call is chained when it returns.
+
+    One call chains at most _CHAIN_ROUNDS batches in a row and leaves a
+    longer backlog to later calls and the periodic `audit.chain` task.
+
+    Called inside an open transaction, it waits for the lock, chains that
+    transaction's own entries too, and keeps the lock until the transaction
+    ends; the tests do so.
+    """
+    schema = connection.schema_name
+    lock_keys = [_CHAIN_LOCK_CLASS, schema]
+    chained = 0
+    cursor: Any = _prepared_cursor()
+    if connection.in_atomic_block:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_keys)
+        while rows := _read_batch(cursor):
+            count = _append_batch(cursor, rows)
+            if not count:
+                raise DecisionEntryInvalid(
+                    "the chain head moved while this transaction held the chaining lock; "
+                    "run audit_verify on the tenant"
+                )
+            chained += count
+        return chained
+
+    if wait:
+        cursor.execute(_LOCK, lock_keys)
+        locked = True
+    else:
+        # Most calls find another connection chaining and stop after this
+        # one, the cheapest statement there is.
+        locked = _try_lock(cursor, lock_keys)
+    while locked:
+        try:
+            for _ in range(_CHAIN_ROUNDS):
+                rows = _read_batch(cursor)
+                if rows is None:
+                    break
+                chained += _append_batch(cursor, rows)
+            else:
+                # Leave the rest to later appends and the periodic task.
+                return chained
+        finally:
+            cursor.execute(_UNLOCK, lock_keys)
+        # Entries committed while this connection held the lock were left to
+        # it: look again now that the lock is free.
+        cursor.execute(_ANY_PENDING)
+        locked = bool(cursor.fetchone()[0]) and _try_lock(cursor, lock_keys)
+    return chained
+
+
+def _try_lock(cursor: Any, lock_keys: list[Any]) -> bool:
+    cursor.execute(_TRY_LOCK, lock_keys)
+    return bool(cursor.fetchone()[0])
+
+
+class _PreparedCursor(psycopg.Cursor[Any]):
+    """A psycopg cursor that prepares every statement on the server.
+
+    Chaining runs the same few statements after every commit. Django's
+    cursors bind parameters on the client and cannot prepare. PostgreSQL
+    parses a prepared statement again when `search_path` changes, so one
+    statement serves every tenant.
+    """
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return super().execute(query, params, prepare=True, **kwargs)
+
+
+def _prepared_cursor() -> _PreparedCursor:
+    # Opening a Django cursor first sets the tenant's search_path on the connection.
+    with connection.cursor():
+        pass
+    return _PreparedCursor(connection.connection)
+
+
+def _read_batch(cursor: Any) -> list[tuple[Any, ...]] | None:
+    """Read the head and the next batch under the chaining lock; None when nothing waits.
+
+    The statement starts after the lock was taken, so it sees everything the
+    previous holder committed.
+    """
+    cursor.execute(_READ_BATCH)
+    rows = cursor.fetchall()
+    if not rows:
+        raise DecisionEntryInvalid(
+            "the chain head row is missing, so no entry can be chained; "
+            "run migrate_schemas for the tenant"
+        )
+    return rows if rows[0][2] is not None else None
+
+
+def _append_batch(cursor: Any, rows: list[tuple[Any, ...]]) -> int:
+    """Chain the pending entries in `rows` after the head read with them; return how many.
+
+    The head check makes a wrong lock fail safe: if another connection moved
+    the head since the read, nothing changes and it returns 0.
+    """
+    head_seq, head_hash = rows[0][0], rows[0][1]
+    seq, prev_hash = head_seq, head_hash
+    ids: list[int] = []
+    seqs: list[int] = []
+    prev_hashes: list[str] = []
+    hashes: list[str] = []
+    for _, _, pending_id, time, event, outcome, reason, actor, subject, data in rows:
+        seq += 1
+        digest = chain.entry_hash(
+            seq=seq,
+            time=time,
+            event=event,
+            outcome=outcome,
+            reason=reason,
+            actor=actor,
+            subject=subject,
+            # Django's PostgreSQL backend loads jsonb as text on its connections.
+            data=json.loads(data) if isinstance(data, str) else data,
+            prev_hash=prev_hash,
+        )
+        ids.append(pending_id)
+        seqs.append(seq)
+        prev_hashes.append(prev_hash)
+        hashes.append(digest)
+        prev_hash = digest
+
+    cursor.execute(
+        _MOVE_HEAD_AND_APPEND,
+        [seq, prev_hash, head_seq, head_hash, ids, seqs, prev_hashes, hashes, len(rows)],
+    )
+    return len(rows) if cursor.fetchone()[0] else 0
 
 
 # --- Checkpoints ------------------------------------------------------------------
@@ -249,10 +413,12 @@ def _sign_checkpoint(*, seq: int, digest: str, kind: str) -> str:
 def checkpoint_create(*, kind: str = Checkpoint.Kind.PERIODIC) -> Checkpoint | None:
     """Sign the current chain head and store it as a checkpoint.
 
-    Returns None when the chain is empty or the head is already covered by a
-    checkpoint, so the periodic task is idempotent. Raises
-    CheckpointSignerMissing when no signer is registered.
+    Chains the pending entries first, so the checkpoint covers every
+    decision committed before the call. Returns None when the chain is empty
+    or the head is already covered by a checkpoint, so the periodic task is
+    idempotent. Raises CheckpointSignerMissing when no signer is registered.
     """
+    decision_log_chain(wait=True)
     with transaction.atomic():
         head = _lock_head()
         if head.seq == 0:

@@ -1,4 +1,4 @@
-"""Periodic audit work per tenant: checkpoints, retention purge and chain verification.
+"""Periodic audit work per tenant: chaining, checkpoints, retention purge and verification.
 
 Each task runs in the schema it was sent to (see portal/celery.py) and calls
 one service, so each has a management command that does the same.
@@ -10,9 +10,23 @@ from celery import shared_task
 from django.db import connection
 
 from audit.exceptions import CheckpointSignerMissing
-from audit.services import checkpoint_create, decision_log_purge, verification_alert
+from audit.services import (
+    checkpoint_create,
+    decision_log_chain,
+    decision_log_purge,
+    verification_alert,
+)
 
 logger = logging.getLogger(__name__)
+
+
+@shared_task(name="audit.chain", time_limit=120)
+def chain_entries() -> int:
+    """Chain entries that no append chained, for example after a worker died; return how many."""
+    chained = decision_log_chain()
+    if chained:
+        logger.info("audit.chain_caught_up schema=%s entries=%d", connection.schema_name, chained)
+    return chained
 
 
 @shared_task(name="audit.checkpoint", time_limit=120)

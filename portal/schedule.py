@@ -26,9 +26,11 @@ class ScheduledTenantTask:
 # Apps add their periodic per-tenant work here.
 DEFAULT_SCHEDULE: list[ScheduledTenantTask] = []
 
-# Audit: signed checkpoints of each decision-log chain, the retention purge
-# at 02:00 UTC and a full chain verification at 03:00 UTC.
+# Audit: chaining of entries that no append chained (every minute), signed
+# checkpoints of each decision-log chain, the retention purge at 02:00 UTC
+# and a full chain verification at 03:00 UTC.
 DEFAULT_SCHEDULE += [
+    ScheduledTenantTask("audit: chain entries", "audit.chain", every_minutes=1),
     ScheduledTenantTask(
         "audit: checkpoint",
         "audit.checkpoint",

@@ -37,6 +37,21 @@ def _test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
+def chained_decisions():  # type: ignore[no-untyped-def]
+    """Chain the current tenant's pending decisions and return its decision log.
+
+    Decisions reach the log after their transaction commits, and a test's
+    transaction never commits, so a test that reads the log chains first.
+    Outside a transaction this waits for any other chainer, so every
+    decision committed before the call is in the log.
+    """
+    from audit.models import DecisionLogEntry
+    from audit.services import decision_log_chain
+
+    decision_log_chain(wait=True)
+    return DecisionLogEntry.objects.all()
+
+
 def server_environment(**extra: str) -> dict[str, str]:
     """Environment for a server process that must use this run's test database."""
     env = dict(os.environ)
@@ -87,7 +102,11 @@ def django_db_setup(  # type: ignore[no-untyped-def]
                     admin_password="correct-horse-battery",
                 )
     yield
+    from audit.chaining import chainer
+
     with django_db_blocker.unblock():
+        # The chainer thread's connection would keep the database from being dropped.
+        chainer.stop()
         teardown_databases(config, verbosity=0)
 
 

@@ -125,6 +125,9 @@ KEYPLANE_DATA_DIR = Path(env_str("KEYPLANE_DATA_DIR", default=str(STATE_DIR / "d
 # Default retention of decision-log entries for new tenants, in days; each
 # tenant can change its own in the tenant admin (Audit settings).
 KEYPLANE_AUDIT_RETENTION_DAYS = env_int("KEYPLANE_AUDIT_RETENTION_DAYS", default=400, minimum=1)
+# Milliseconds the per-process chainer waits for more commits before it
+# chains pending decisions; one attempt then covers all of them.
+KEYPLANE_AUDIT_CHAIN_DELAY_MS = env_int("KEYPLANE_AUDIT_CHAIN_DELAY_MS", default=20, minimum=0)
 # Minutes between periodic signed checkpoints of each tenant's chain.
 KEYPLANE_AUDIT_CHECKPOINT_MINUTES = env_int(
     "KEYPLANE_AUDIT_CHECKPOINT_MINUTES", default=60, minimum=1

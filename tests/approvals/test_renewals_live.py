@@ -17,6 +17,7 @@ from approvals.tasks import renewals_scan
 from licensing.models import LicenseGrant
 from portal.access.roles import APPROVER, PROCUREMENT_ADMIN
 from tests.approvals.conftest import grant_ending, user_make
+from tests.conftest import chained_decisions
 
 pytestmark = pytest.mark.live
 
@@ -135,7 +136,6 @@ def test_sweep_task_moves_lapsed_grant_once(celery_worker: Any, committed_db: No
 
 def test_concurrent_approvals_reach_quorum_once(committed_db: None) -> None:
     from approvals.models import ApprovalSettings
-    from audit.models import DecisionLogEntry
 
     with schema_context("beta"):
         ApprovalSettings.objects.update_or_create(pk=1, defaults={"quorum": 2})
@@ -170,9 +170,11 @@ def test_concurrent_approvals_reach_quorum_once(committed_db: None) -> None:
 
     with schema_context("beta"):
         request.refresh_from_db()
-        approved_entries = DecisionLogEntry.objects.filter(
-            event="change_request.approved", subject=str(request.pk)
-        ).count()
+        approved_entries = (
+            chained_decisions()
+            .filter(event="change_request.approved", subject=str(request.pk))
+            .count()
+        )
     assert errors == []
     assert request.state in (ChangeRequest.State.APPROVED, ChangeRequest.State.APPLIED)
     assert approved_entries == 1

@@ -22,10 +22,10 @@ from approvals.exceptions import (
 )
 from approvals.models import Approval, ChangeRequest
 from approvals.notifications import request_notify
-from audit.models import DecisionLogEntry
 from licensing.models import LicenseGrant, Manifest, Policy
 from portal.problems import KeyplaneError
 from tests.approvals.conftest import grant_ending, settings_set, user_make
+from tests.conftest import chained_decisions
 
 State = ChangeRequest.State
 
@@ -83,9 +83,11 @@ def test_approve_by_superuser_requester_refused_and_audited(grant: Any, superuse
     request.refresh_from_db()
     assert request.state == State.PENDING
     assert not Approval.objects.filter(request=request).exists()
-    entry = DecisionLogEntry.objects.filter(
-        event="change_request.decision_refused", subject=str(request.pk)
-    ).get()
+    entry = (
+        chained_decisions()
+        .filter(event="change_request.decision_refused", subject=str(request.pk))
+        .get()
+    )
     assert entry.outcome == "denied"
     assert entry.reason == "self_approval_forbidden"
     assert entry.actor == superuser.username
@@ -227,9 +229,7 @@ def test_apply_is_atomic(
     assert grant.term_end == old_end
     request.refresh_from_db()
     assert request.state == State.FAILED
-    assert not DecisionLogEntry.objects.filter(
-        event="grant.renewed", subject=str(grant.pk)
-    ).exists()
+    assert not chained_decisions().filter(event="grant.renewed", subject=str(grant.pk)).exists()
 
 
 def test_apply_seat_increase(grant: Any, requester: Any, approver: Any) -> None:
@@ -342,7 +342,8 @@ def test_escalation_reminder_then_alert_once(grant: Any, requester: Any, approve
     request.refresh_from_db()
     assert request.escalation_level == 2
     outcomes = list(
-        DecisionLogEntry.objects.filter(event="change_request.escalated", subject=str(request.pk))
+        chained_decisions()
+        .filter(event="change_request.escalated", subject=str(request.pk))
         .order_by("seq")
         .values_list("outcome", flat=True)
     )

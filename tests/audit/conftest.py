@@ -10,6 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from audit import chain
+from audit.models import DecisionLogEntry
+from audit.services import decision_record
+from tests.conftest import chained_decisions
 
 
 def b64url(raw: bytes) -> str:
@@ -53,3 +56,15 @@ def registered_signer(test_signer: CheckpointTestSigner) -> Iterator[CheckpointT
     yield test_signer
     chain.register_checkpoint_signer(saved[0])
     chain.register_key_set_provider(saved[1], certificates=saved[2])
+
+
+def record(**fields: Any) -> DecisionLogEntry:
+    """Record a decision, chain it and return its log entry.
+
+    Inside a test's transaction the decisions recorded so far are chained in
+    order, so the newest log entry is the one just recorded.
+    """
+    decision_record(**fields)
+    entry = chained_decisions().order_by("-seq").first()
+    assert entry is not None
+    return entry

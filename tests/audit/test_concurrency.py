@@ -5,9 +5,8 @@ import uuid
 import pytest
 from django_tenants.utils import schema_context
 
-from audit.models import DecisionLogEntry
 from audit.selectors import chain_verify
-from tests.conftest import PROJECT_ROOT, server_environment
+from tests.conftest import PROJECT_ROOT, chained_decisions, server_environment
 
 WRITERS = 6
 PER_WRITER = 40
@@ -35,7 +34,7 @@ def test_decision_record_concurrent_processes_keep_chain(committed_db, registere
 
     with schema_context(schema):
         report = chain_verify()
-        stored = DecisionLogEntry.objects.filter(actor__in=[f"device:{r}" for r in run_ids])
+        stored = chained_decisions().filter(actor__in=[f"device:{r}" for r in run_ids])
         seqs = list(stored.values_list("seq", flat=True))
 
     assert report.ok, report.findings

@@ -15,9 +15,10 @@ from rest_framework.views import APIView
 from simple_history.middleware import HistoryRequestMiddleware
 
 from audit.actors import SystemUserNameInvalid, system_user
-from audit.models import AuditSettings, DecisionLogEntry, LegalHold
+from audit.models import AuditSettings, LegalHold
 from audit.services import audit_settings_get
 from tests.celery_tasks import audit_release_hold
+from tests.conftest import chained_decisions
 
 RESULT_TIMEOUT = 30
 
@@ -128,7 +129,7 @@ def test_admin_bulk_action_records_decisions(in_alpha):
         {"action": "release_holds", "_selected_action": [str(h.pk) for h in holds]},
     )
 
-    entries = DecisionLogEntry.objects.filter(event="audit.legal_hold_release")
+    entries = chained_decisions().filter(event="audit.legal_hold_release")
     assert sorted(entries.values_list("subject", flat=True)) == sorted(
         f"legal_hold:{h.pk}" for h in holds
     )
@@ -157,7 +158,7 @@ def test_admin_as_of_view_rejects_bad_date(in_alpha):
 
 
 def test_admin_decision_log_is_read_only(in_alpha):
-    entry = DecisionLogEntry.objects.order_by("-seq").first() or None
+    entry = chained_decisions().order_by("-seq").first() or None
     client = admin_client()
 
     listing = client.get("/t/alpha/admin/audit/decisionlogentry/")
@@ -285,24 +286,24 @@ def test_system_user_rejects_bad_name(in_alpha):
 
 
 def test_signin_recorded_once(in_alpha):
-    before = DecisionLogEntry.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    before = chained_decisions().order_by("-seq").values_list("seq", flat=True).first() or 0
 
     admin_client()
 
-    entries = list(DecisionLogEntry.objects.filter(seq__gt=before))
+    entries = list(chained_decisions().filter(seq__gt=before))
     assert len(entries) == 1
     assert entries[0].outcome == "granted"
     assert entries[0].actor == "alpha-admin"
 
 
 def test_failed_signin_keeps_no_typed_name(in_alpha):
-    before = DecisionLogEntry.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    before = chained_decisions().order_by("-seq").values_list("seq", flat=True).first() or 0
 
     AlphaClient().post(
         "/t/alpha/admin/login/", {"username": "correct-horse-typed-here", "password": "x"}
     )
 
-    entries = list(DecisionLogEntry.objects.filter(seq__gt=before))
+    entries = list(chained_decisions().filter(seq__gt=before))
     assert len(entries) == 1
     assert entries[0].outcome == "refused"
     assert entries[0].actor == "unknown"

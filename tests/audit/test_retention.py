@@ -7,9 +7,11 @@ from django.utils import timezone
 
 from audit import chain
 from audit.exceptions import CheckpointSignerMissing
-from audit.models import AuditSettings, Checkpoint, DecisionLogEntry, LegalHold
+from audit.models import AuditSettings, Checkpoint, LegalHold
 from audit.selectors import chain_verify
-from audit.services import audit_settings_get, decision_log_purge, decision_record
+from audit.services import audit_settings_get, decision_log_purge
+from tests.audit.conftest import record
+from tests.conftest import chained_decisions
 
 
 @pytest.fixture
@@ -17,10 +19,10 @@ def old_and_new(in_alpha, registered_signer):
     """Three entries 500 days old, then two from now."""
     with time_machine.travel(timezone.now() - dt.timedelta(days=500), tick=True):
         old = [
-            decision_record(event="license.activate", outcome="granted", subject=f"grant:{i}")
+            record(event="license.activate", outcome="granted", subject=f"grant:{i}")
             for i in range(3)
         ]
-    new = [decision_record(event="license.refresh", outcome="ok") for _ in range(2)]
+    new = [record(event="license.refresh", outcome="ok") for _ in range(2)]
     return old, new
 
 
@@ -30,8 +32,8 @@ def test_decision_log_purge_removes_old_entries(old_and_new):
     deleted = decision_log_purge()
 
     assert deleted >= 3
-    assert not DecisionLogEntry.objects.filter(seq__lte=old[-1].seq).exists()
-    assert DecisionLogEntry.objects.filter(seq__in=[e.seq for e in new]).count() == 2
+    assert not chained_decisions().filter(seq__lte=old[-1].seq).exists()
+    assert chained_decisions().filter(seq__in=[e.seq for e in new]).count() == 2
 
 
 def test_decision_log_purge_keeps_chain_verifiable(old_and_new):
@@ -56,7 +58,7 @@ def test_decision_log_purge_signs_retention_cut(old_and_new):
 
 def test_decision_log_purge_records_itself(old_and_new):
     decision_log_purge()
-    entry = DecisionLogEntry.objects.order_by("-seq").first()
+    entry = chained_decisions().order_by("-seq").first()
 
     assert entry.event == "audit.purge"
     assert entry.actor == "system:audit.purge"
@@ -76,8 +78,8 @@ def test_decision_log_purge_stops_at_legal_hold(old_and_new):
 
     decision_log_purge()
 
-    assert DecisionLogEntry.objects.filter(seq=old[1].seq).exists()
-    assert not DecisionLogEntry.objects.filter(seq=old[0].seq).exists()
+    assert chained_decisions().filter(seq=old[1].seq).exists()
+    assert not chained_decisions().filter(seq=old[0].seq).exists()
     assert chain_verify().ok
 
 
@@ -88,7 +90,7 @@ def test_decision_log_purge_without_signer_deletes_nothing(old_and_new):
     with pytest.raises(CheckpointSignerMissing):
         decision_log_purge()
 
-    assert DecisionLogEntry.objects.filter(seq=old[0].seq).exists()
+    assert chained_decisions().filter(seq=old[0].seq).exists()
 
 
 def test_chain_verify_detects_deleted_retention_cut(old_and_new):

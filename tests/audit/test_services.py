@@ -3,13 +3,15 @@ from django.db import DatabaseError, connection, transaction
 
 from audit import chain
 from audit.exceptions import DecisionEntryInvalid, SecretInDecisionData
-from audit.models import ChainHead, DecisionLogEntry
+from audit.models import ChainHead, PendingEntry
 from audit.services import decision_record
+from tests.audit.conftest import record
+from tests.conftest import chained_decisions
 
 
 def test_decision_record_chains_entries(in_alpha):
-    first = decision_record(event="license.activate", outcome="granted", actor="alpha-admin")
-    second = decision_record(
+    first = record(event="license.activate", outcome="granted", actor="alpha-admin")
+    second = record(
         event="license.activate",
         outcome="refused",
         reason="seat_limit",
@@ -34,8 +36,8 @@ def test_decision_record_chains_entries(in_alpha):
 
 
 def test_decision_record_hash_matches_stored_row(in_alpha):
-    entry = decision_record(event="token.issue", outcome="ok", data={"jti": "abc", "n": [1, True]})
-    stored = DecisionLogEntry.objects.get(seq=entry.seq)
+    entry = record(event="token.issue", outcome="ok", data={"jti": "abc", "n": [1, True]})
+    stored = chained_decisions().get(seq=entry.seq)
 
     assert (
         chain.entry_hash(
@@ -54,7 +56,7 @@ def test_decision_record_hash_matches_stored_row(in_alpha):
 
 
 def test_decision_record_moves_chain_head(in_alpha):
-    entry = decision_record(event="license.refresh", outcome="ok")
+    entry = record(event="license.refresh", outcome="ok")
     head = ChainHead.objects.get(pk=1)
 
     assert head.seq == entry.seq
@@ -62,13 +64,13 @@ def test_decision_record_moves_chain_head(in_alpha):
 
 
 def test_decision_record_empty_actor_is_unknown(in_alpha):
-    entry = decision_record(event="license.refresh", outcome="ok")
+    entry = record(event="license.refresh", outcome="ok")
 
     assert entry.actor == "unknown"
 
 
 def test_decision_record_rolls_back_with_caller(in_alpha):
-    head_before = ChainHead.objects.get(pk=1).seq
+    pending_before = PendingEntry.objects.count()
 
     def decide_then_fail() -> None:
         with transaction.atomic():
@@ -78,7 +80,7 @@ def test_decision_record_rolls_back_with_caller(in_alpha):
     with pytest.raises(RuntimeError):
         decide_then_fail()
 
-    assert ChainHead.objects.get(pk=1).seq == head_before
+    assert PendingEntry.objects.count() == pending_before
 
 
 @pytest.mark.parametrize(
@@ -96,13 +98,13 @@ def test_decision_record_rolls_back_with_caller(in_alpha):
 )
 def test_decision_record_rejects_secret(in_alpha, data):
     with pytest.raises(SecretInDecisionData) as caught:
-        decision_record(event="license.activate", outcome="granted", data=data)
+        record(event="license.activate", outcome="granted", data=data)
 
     assert caught.value.code == "audit_secret_rejected"
 
 
 def test_decision_record_accepts_identifier_keys(in_alpha):
-    entry = decision_record(
+    entry = record(
         event="token.issue", outcome="ok", data={"jti": "j1", "kid": "k1", "token_exp": 123}
     )
 
@@ -122,32 +124,32 @@ def test_decision_record_rejects_malformed_field(in_alpha, field, value):
     arguments = {"event": "license.activate", "outcome": "granted", field: value}
 
     with pytest.raises(DecisionEntryInvalid) as caught:
-        decision_record(**arguments)
+        record(**arguments)
 
     assert caught.value.code == "audit_entry_invalid"
 
 
 def test_decision_record_rejects_float_data(in_alpha):
     with pytest.raises(DecisionEntryInvalid):
-        decision_record(event="license.activate", outcome="granted", data={"ratio": 0.5})
+        record(event="license.activate", outcome="granted", data={"ratio": 0.5})
 
 
 def test_decision_log_rejects_update(in_alpha):
-    entry = decision_record(event="license.activate", outcome="granted")
+    entry = record(event="license.activate", outcome="granted")
 
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        DecisionLogEntry.objects.filter(seq=entry.seq).update(outcome="refused")
+        chained_decisions().filter(seq=entry.seq).update(outcome="refused")
 
 
 def test_decision_log_rejects_delete(in_alpha):
-    entry = decision_record(event="license.activate", outcome="granted")
+    entry = record(event="license.activate", outcome="granted")
 
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        DecisionLogEntry.objects.filter(seq=entry.seq).delete()
+        chained_decisions().filter(seq=entry.seq).delete()
 
 
 def test_decision_log_rejects_truncate(in_alpha):
-    decision_record(event="license.activate", outcome="granted")
+    record(event="license.activate", outcome="granted")
 
     with (
         pytest.raises(DatabaseError, match="append-only"),
@@ -158,7 +160,7 @@ def test_decision_log_rejects_truncate(in_alpha):
 
 
 def test_decision_log_delete_needs_purge_setting(in_alpha):
-    entry = decision_record(event="license.activate", outcome="granted")
+    entry = record(event="license.activate", outcome="granted")
 
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('keyplane.audit_purge', 'on', true)")
@@ -170,4 +172,4 @@ def test_decision_log_delete_needs_purge_setting(in_alpha):
 
 def test_decision_record_rejects_public_schema(db):
     with pytest.raises(DecisionEntryInvalid, match="public schema"):
-        decision_record(event="root_key.rotate", outcome="ok")
+        record(event="root_key.rotate", outcome="ok")

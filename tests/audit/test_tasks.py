@@ -7,26 +7,28 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from audit import chain, tasks
-from audit.models import Checkpoint, DecisionLogEntry
-from audit.services import audit_settings_get, decision_record
+from audit.models import Checkpoint
+from audit.services import audit_settings_get
+from tests.audit.conftest import record
+from tests.conftest import chained_decisions
 
 
 def test_checkpoint_task_signs_head(in_alpha, registered_signer):
-    entry = decision_record(event="license.refresh", outcome="ok")
+    entry = record(event="license.refresh", outcome="ok")
 
     assert tasks.checkpoint() == entry.seq
     assert Checkpoint.objects.filter(seq=entry.seq, kind="periodic").exists()
 
 
 def test_checkpoint_task_without_signer_skips(in_alpha, registered_signer):
-    decision_record(event="license.refresh", outcome="ok")
+    record(event="license.refresh", outcome="ok")
     chain.register_checkpoint_signer(None)
 
     assert tasks.checkpoint() is None
 
 
 def test_verify_task_ok_chain(in_alpha, registered_signer):
-    decision_record(event="license.refresh", outcome="ok")
+    record(event="license.refresh", outcome="ok")
 
     assert tasks.verify() is True
 
@@ -34,7 +36,7 @@ def test_verify_task_ok_chain(in_alpha, registered_signer):
 def test_verify_task_alerts_on_tampering(in_alpha, registered_signer):
     reader = get_user_model().objects.create_user("alert-reader", "reader@alpha.example")
     audit_settings_get().alert_recipients.add(reader)
-    entry = decision_record(event="license.refresh", outcome="ok")
+    entry = record(event="license.refresh", outcome="ok")
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(
@@ -43,7 +45,7 @@ def test_verify_task_alerts_on_tampering(in_alpha, registered_signer):
         cursor.execute("SET LOCAL session_replication_role = origin")
 
     assert tasks.verify() is False
-    alert = DecisionLogEntry.objects.order_by("-seq").first()
+    alert = chained_decisions().order_by("-seq").first()
     assert alert.event == "audit.verify"
     assert alert.reason == "entry_edited"
     assert mail.outbox[-1].to == ["reader@alpha.example"]
@@ -51,7 +53,7 @@ def test_verify_task_alerts_on_tampering(in_alpha, registered_signer):
 
 
 def test_audit_checkpoint_command(in_alpha, registered_signer, capsys):
-    entry = decision_record(event="license.refresh", outcome="ok")
+    entry = record(event="license.refresh", outcome="ok")
 
     call_command("audit_checkpoint", tenant="alpha")
 

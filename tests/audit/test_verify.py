@@ -14,7 +14,8 @@ from django.db import connection
 from audit import chain
 from audit.models import Checkpoint, DecisionLogEntry
 from audit.selectors import chain_verify
-from audit.services import checkpoint_create, decision_record
+from audit.services import checkpoint_create
+from tests.audit.conftest import record
 
 
 def attack(sql: str, params: list | None = None) -> None:
@@ -27,7 +28,7 @@ def attack(sql: str, params: list | None = None) -> None:
 @pytest.fixture
 def five_entries(in_alpha, registered_signer) -> list[DecisionLogEntry]:
     entries = [
-        decision_record(
+        record(
             event="license.activate",
             outcome="granted" if index % 2 else "refused",
             reason="" if index % 2 else "seat_limit",

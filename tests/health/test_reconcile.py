@@ -7,12 +7,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from audit.models import DecisionLogEntry
 from health.models import Finding, HealthSettings
 from health.reconcile import findings_reconcile
 from licensing.manifests import manifest_publish
 from licensing.models import Device, LicenseGrant, Manifest, Seat
 from licensing.services import device_revoke, token_revoke
+from tests.conftest import chained_decisions
 from tests.health.conftest import Fleet, settings_set
 
 
@@ -143,7 +143,7 @@ def test_device_silent_seat_released_when_enabled(fleet: Fleet) -> None:
     assert seat.status == Seat.Status.RELEASED
     assert "silent for more than 48 hours" in seat.released_reason
     assert "system:reconcile" in seat.released_reason
-    entry = DecisionLogEntry.objects.filter(event="seat.force_released").latest("seq")
+    entry = chained_decisions().filter(event="seat.force_released").latest("seq")
     assert entry.subject == str(seat.pk)
 
     # The seat is free now, so the drift is gone.
@@ -378,7 +378,7 @@ def test_reconcile_records_decision(fleet: Fleet) -> None:
 
     findings_reconcile()
 
-    entry = DecisionLogEntry.objects.filter(event="health.reconcile").latest("seq")
+    entry = chained_decisions().filter(event="health.reconcile").latest("seq")
     assert entry.actor == "system:reconcile"
     assert entry.data["devices"] == 1
 

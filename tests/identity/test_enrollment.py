@@ -13,7 +13,6 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from audit.models import DecisionLogEntry
 from identity.activation import enrollment_activate
 from identity.enrollment import (
     enrollment_redeem,
@@ -25,6 +24,7 @@ from identity.models import EnrollmentToken
 from licensing.jws import b64url_decode, jwk_thumbprint
 from licensing.models import Device, DeviceGroup, Seat
 from portal.problems import KeyplaneError
+from tests.conftest import chained_decisions
 from tests.licensing.conftest import DeviceKey, grant_make, product_ensure
 
 
@@ -161,7 +161,7 @@ def test_redeem_recorded_in_decision_log(enroll: Any) -> None:
     row, token = _token(grant, _group(), uses=1)
     enrollment_redeem(token=token, product_code="atlas")
     _code_of(lambda: enrollment_redeem(token=token, product_code="atlas"))
-    entries = list(DecisionLogEntry.objects.filter(event="enrollment.redeem").order_by("seq"))
+    entries = list(chained_decisions().filter(event="enrollment.redeem").order_by("seq"))
     assert [(e.outcome, e.reason) for e in entries[-2:]] == [
         ("granted", ""),
         ("refused", "enrollment_exhausted"),
@@ -216,7 +216,7 @@ def test_activate_seat_limit_keeps_token_unused(enroll: Any) -> None:
     second_row.refresh_from_db()
     assert second_row.uses == 0
     assert Seat.objects.filter(grant=grant, status="active").count() == 2
-    refusal = DecisionLogEntry.objects.filter(event="enrollment.redeem").order_by("-seq").first()
+    refusal = chained_decisions().filter(event="enrollment.redeem").order_by("-seq").first()
     assert refusal is not None
     assert refusal.reason == "seat_limit_reached"
 

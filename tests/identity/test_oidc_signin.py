@@ -20,6 +20,7 @@ from identity.platform.models import TenantOidcConfig
 from identity.platform.services import oidc_config_save
 from portal.access.roles import AUDITOR, IT_ADMIN
 from portal.tenants.models import Tenant
+from tests.conftest import chained_decisions
 from tests.identity.conftest import Provider, sso_sign_in
 
 pytestmark = [pytest.mark.live]
@@ -87,7 +88,7 @@ def _roles(slug: str, username: str) -> set[str]:
 
 def _last_decision(slug: str, event: str) -> DecisionLogEntry:
     with _in(slug):
-        entry = DecisionLogEntry.objects.filter(event=event).order_by("-seq").first()
+        entry = chained_decisions().filter(event=event).order_by("-seq").first()
         assert entry is not None
         return entry
 

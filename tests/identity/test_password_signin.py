@@ -12,6 +12,7 @@ from django_tenants.utils import schema_context
 from audit.models import DecisionLogEntry
 from identity.platform.models import TenantOidcConfig
 from identity.platform.services import oidc_config_save
+from tests.conftest import chained_decisions
 
 PASSWORD = "a-long-test-password-1"
 
@@ -41,7 +42,7 @@ def _sign_in(
 
 def _last_password_decision(tenant: Any) -> DecisionLogEntry:
     with schema_context(tenant.schema_name):
-        entry = DecisionLogEntry.objects.filter(event="signin.password").order_by("-seq").first()
+        entry = chained_decisions().filter(event="signin.password").order_by("-seq").first()
         assert entry is not None
         return entry
 

@@ -6,7 +6,7 @@ from typing import Any
 from django.db import connection
 from django.test import Client
 
-from audit.models import DecisionLogEntry
+from tests.conftest import chained_decisions
 
 
 def _get(path: str, address: str) -> Any:
@@ -20,7 +20,7 @@ def test_login_without_provider_not_configured(in_alpha: Any) -> None:
     assert response.status_code == 404
     assert "oidc_not_configured" in response.content.decode()
     connection.set_tenant(in_alpha)
-    entry = DecisionLogEntry.objects.filter(event="signin.oidc").order_by("-seq").first()
+    entry = chained_decisions().filter(event="signin.oidc").order_by("-seq").first()
     assert entry is not None
     assert entry.reason == "oidc_not_configured"
 

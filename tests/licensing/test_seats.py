@@ -6,9 +6,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
 
-from audit.models import DecisionLogEntry
 from licensing.models import Device, Seat, SigningKey
 from portal.catalog.models import KeyState
+from tests.conftest import chained_decisions
 from tests.licensing.conftest import ClientApi, DeviceKey, grant_make
 
 
@@ -48,7 +48,8 @@ def test_decision_log_records_grant_and_refusal(alpha_api: ClientApi) -> None:
     _activate(alpha_api, DeviceKey(), license_key)
     _activate(alpha_api, DeviceKey(), license_key)
     entries = list(
-        DecisionLogEntry.objects.filter(event="license.activate")
+        chained_decisions()
+        .filter(event="license.activate")
         .order_by("seq")
         .values_list("outcome", "reason")
     )
@@ -73,7 +74,7 @@ def test_release_seat_command(alpha_api: ClientApi) -> None:
     connection.set_tenant(alpha_api.tenant)
     seat.refresh_from_db()
     assert seat.status == "released"
-    entry = DecisionLogEntry.objects.filter(event="seat.force_released").order_by("seq").last()
+    entry = chained_decisions().filter(event="seat.force_released").order_by("seq").last()
     assert entry.data["note"] == "lost"
 
 

@@ -29,7 +29,8 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{tenant.slug}: ok, {report.entries_checked} entries "
                     f"(#{report.first_seq or 0} to #{report.last_seq or 0}), "
-                    f"{report.checkpoints_checked} checkpoints, last signed #{signed}"
+                    f"{report.checkpoints_checked} checkpoints, last signed #{signed}, "
+                    f"{report.pending} pending"
                 )
                 continue
             for finding in report.findings:

@@ -1,7 +1,7 @@
 """The background chainer: one thread per process that chains pending decisions after commit.
 
 `decision_record` stores a pending entry and, once the caller's transaction
-commits, asks this process's chainer to chain the tenant's log. The chainer
+commits, requests that this process's chainer chain the tenant's log. The chainer
 waits KEYPLANE_AUDIT_CHAIN_DELAY_MS for more commits, then runs
 `decision_log_chain` once per tenant that asked. Under load one attempt
 covers many commits, which keeps the per-decision cost close to a plain
@@ -44,7 +44,7 @@ class Chainer:
         self._pid = os.getpid()
 
     def request(self, schema: str) -> None:
-        """Ask for the schema's log to be chained soon; never blocks on the database."""
+        """Request chaining of the schema's log; only in-memory state changes here."""
         if self._pid != os.getpid():
             # A forked child inherits the parent's state but not its thread.
             self._reset()

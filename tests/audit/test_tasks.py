@@ -7,10 +7,20 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from audit import chain, tasks
-from audit.models import Checkpoint
-from audit.services import audit_settings_get
+from audit.models import Checkpoint, PendingEntry
+from audit.services import audit_settings_get, decision_record
 from tests.audit.conftest import record
 from tests.conftest import chained_decisions
+
+
+def test_chain_task_chains_pending_entries(in_alpha):
+    decision_record(event="license.refresh", outcome="ok", actor="device:task-1")
+
+    chained = tasks.chain_entries()
+
+    assert chained >= 1
+    assert not PendingEntry.objects.exists()
+    assert chained_decisions().filter(actor="device:task-1").count() == 1
 
 
 def test_checkpoint_task_signs_head(in_alpha, registered_signer):

@@ -137,7 +137,12 @@ def _validate_entry(*, event: str, outcome: str, reason: str, actor: str, subjec
 
 
 def _lock_head() -> ChainHead:
-    """Lock and return the chain head, creating it on the first use of a schema."""
+    """Lock and return the chain head, creating it on the first use of a schema.
+
+    Call it inside a transaction. It takes the chaining lock first, then the
+    row lock, in the order chaining takes them, so the two cannot deadlock.
+    """
+    _hold_chain_lock_in_transaction()
     head = ChainHead.objects.select_for_update().filter(pk=1).first()
     if head is not None:
         return head
@@ -273,7 +278,7 @@ def decision_log_chain(*, wait: bool = False) -> int:
     chained = 0
     cursor: Any = _prepared_cursor()
     if connection.in_atomic_block:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", lock_keys)
+        _hold_chain_lock_in_transaction()
         while rows := _read_batch(cursor):
             count = _append_batch(cursor, rows)
             if not count:
@@ -308,6 +313,20 @@ def decision_log_chain(*, wait: bool = False) -> int:
         cursor.execute(_ANY_PENDING)
         locked = bool(cursor.fetchone()[0]) and _try_lock(cursor, lock_keys)
     return chained
+
+
+def _hold_chain_lock_in_transaction() -> None:
+    """Take the schema's chaining lock until the current transaction ends, waiting for it.
+
+    Chainers that find the lock taken meanwhile leave their entries to the
+    holder, so after the commit this process's chainer looks for them.
+    """
+    schema = connection.schema_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_CHAIN_LOCK_CLASS, schema]
+        )
+    transaction.on_commit(partial(chainer.request, schema))
 
 
 def _try_lock(cursor: Any, lock_keys: list[Any]) -> bool:

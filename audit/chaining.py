@@ -7,11 +7,15 @@ waits KEYPLANE_AUDIT_CHAIN_DELAY_MS for more commits, then runs
 covers many commits, which keeps the per-decision cost close to a plain
 insert; an idle process chains within the delay.
 
-The thread starts on the first request in each process (so a forked worker
-gets its own) and uses its own database connection, which it closes after
-IDLE_CLOSE_SECONDS without work. At interpreter exit it chains what is left.
-Entries of a process that dies first stay pending until the next chaining
-of that tenant or the periodic `audit.chain` task.
+A tenant stays queued while another connection holds its chaining lock and
+entries are pending, so the thread keeps at it until the tenant has nothing
+pending. After an error it retries with a growing pause, up to
+MAX_FAILED_ATTEMPTS times. The thread starts
+on the first request in each process (a forked worker gets its own) and
+uses its own database connection, which it closes after IDLE_CLOSE_SECONDS
+without work. At interpreter exit it chains what is left. Entries of a
+process that dies first stay pending until another process chains that
+tenant or the periodic `audit.chain` task runs.
 """
 
 import atexit
@@ -27,6 +31,12 @@ from django_tenants.utils import schema_context
 logger = logging.getLogger(__name__)
 
 IDLE_CLOSE_SECONDS = 2.0
+# Pause before retrying a tenant whose lock was busy, and the base of the
+# growing pause after errors.
+RETRY_PAUSE_SECONDS = 0.02
+MAX_BACKOFF_SECONDS = 5.0
+# Failed attempts in a row after which a tenant is left to the periodic task.
+MAX_FAILED_ATTEMPTS = 10
 
 
 class Chainer:
@@ -42,6 +52,9 @@ class Chainer:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        # Failed attempts and the next attempt time per schema; only the thread uses them.
+        self._failures: dict[str, int] = {}
+        self._retry_at: dict[str, float] = {}
 
     def request(self, schema: str) -> None:
         """Request chaining of the schema's log; only in-memory state changes here."""
@@ -55,7 +68,11 @@ class Chainer:
             self._condition.notify()
 
     def flush(self, timeout: float) -> bool:
-        """Wait until every requested schema was chained; return False on timeout."""
+        """Wait until no requested schema has pending entries left; return False on timeout.
+
+        A schema leaves the queue when a pass found nothing pending after it
+        released the lock, whichever process chained the entries.
+        """
         deadline = time.monotonic() + timeout
         with self._condition:
             while self._schemas or self._busy:
@@ -89,23 +106,31 @@ class Chainer:
 
     def _run(self) -> None:
         delay = settings.KEYPLANE_AUDIT_CHAIN_DELAY_MS / 1000
+        retrying = False
         try:
             while self._wait_for_work():
+                if self._stopping and retrying:
+                    # Exiting: leave what still waits to the periodic task.
+                    break
+                pause = max(delay, RETRY_PAUSE_SECONDS) if retrying else delay
                 # Let more commits arrive, so that one attempt covers them.
-                if delay and not self._stopping:
-                    time.sleep(delay)
+                if pause and not self._stopping:
+                    time.sleep(pause)
                 with self._condition:
                     schemas, self._schemas = self._schemas, set()
                     self._busy = True
+                retry: set[str] = set()
                 try:
-                    self._chain(schemas)
+                    retry = self._chain(schemas)
                 except Exception:
-                    # For example the database is unreachable. The entries
-                    # stay pending for the next request or the periodic task.
                     logger.exception("audit.chainer_failed pid=%d", self._pid)
                     _close_connection()
+                    retry = schemas
                 finally:
+                    retrying = bool(retry)
                     with self._condition:
+                        # Retried on the next round, after the pause.
+                        self._schemas |= retry
                         self._busy = False
                         self._condition.notify_all()
         finally:
@@ -122,19 +147,53 @@ class Chainer:
                     _close_connection()
             return True
 
-    def _chain(self, schemas: set[str]) -> None:
-        from audit.services import decision_log_chain
+    def _chain(self, schemas: set[str]) -> set[str]:
+        """Make one pass per schema that is due; return the schemas to keep queued.
+
+        A schema stays queued while another connection holds its chaining
+        lock and entries are pending, so no committed entry depends on
+        another process to be chained. After an error it is retried with a
+        growing pause, and dropped after MAX_FAILED_ATTEMPTS (for example a
+        tenant that was offboarded meanwhile).
+        """
+        from audit.services import decision_log_chain_pass
 
         close_old_connections()
+        now = time.monotonic()
+        retry: set[str] = set()
         for schema in sorted(schemas):
+            if self._retry_at.get(schema, 0.0) > now:
+                retry.add(schema)
+                continue
             try:
                 with schema_context(schema):
-                    decision_log_chain()
+                    result = decision_log_chain_pass()
             except Exception:
-                # The entries stay pending; the next request or the periodic
-                # `audit.chain` task chains them.
-                logger.exception("audit.chain_failed schema=%s", schema)
                 _close_connection()
+                failures = self._failures.get(schema, 0) + 1
+                if failures >= MAX_FAILED_ATTEMPTS:
+                    logger.exception(
+                        "audit.chain_gave_up schema=%s attempts=%d; the audit.chain task "
+                        "chains its pending entries once the cause is fixed",
+                        schema,
+                        failures,
+                    )
+                    self._forget(schema)
+                    continue
+                logger.exception("audit.chain_failed schema=%s attempt=%d", schema, failures)
+                self._failures[schema] = failures
+                backoff = RETRY_PAUSE_SECONDS * 2**failures
+                self._retry_at[schema] = now + min(backoff, MAX_BACKOFF_SECONDS)
+                retry.add(schema)
+                continue
+            self._forget(schema)
+            if not result.done:
+                retry.add(schema)
+        return retry
+
+    def _forget(self, schema: str) -> None:
+        self._failures.pop(schema, None)
+        self._retry_at.pop(schema, None)
 
 
 def _close_connection() -> None:
@@ -146,3 +205,6 @@ def _close_connection() -> None:
 
 
 chainer = Chainer()
+# A fork can happen while another thread holds the chainer's condition lock;
+# the child starts from a fresh state instead of that copy.
+os.register_at_fork(after_in_child=chainer._reset)

@@ -76,14 +76,27 @@ def chain_verify(*, now: dt.datetime | None = None) -> chain.VerificationReport:
         head=head,
     )
     report.pending = PendingEntry.objects.count()
-    oldest = PendingEntry.objects.order_by("id").values_list("id", "time").first()
-    if oldest is not None and oldest[1] < (now or timezone.now()) - PENDING_TOLERANCE:
+    now = now or timezone.now()
+    oldest = PendingEntry.objects.order_by("time").values_list("id", "time").first()
+    if oldest is not None and oldest[1] < now - PENDING_TOLERANCE:
         report.findings.append(
             chain.Finding(
                 "entries_pending",
                 f"pending entry {oldest[0]} from {oldest[1].isoformat()} and "
                 f"{report.pending - 1} more are not chained into the log; check that the "
-                "Celery worker and beat run the audit.chain task",
+                "Celery worker and beat run the audit.chain task and that the logs show "
+                "no audit.chain_failed errors",
+            )
+        )
+    # decision_record takes the time from the server's clock, so a pending
+    # entry from the future was written around it.
+    newest = PendingEntry.objects.order_by("-time").values_list("id", "time").first()
+    if newest is not None and newest[1] > now + PENDING_TOLERANCE:
+        report.findings.append(
+            chain.Finding(
+                "entries_pending",
+                f"pending entry {newest[0]} is dated {newest[1].isoformat()}, in the future; "
+                "it was not written by decision_record: inspect it and delete it",
             )
         )
     return report

@@ -3,10 +3,11 @@
 An append stores a pending entry in the caller's transaction and takes no
 lock, so appends of one tenant commit side by side as plain inserts do.
 After the commit, one connection at a time chains the pending entries into
-the log in batches: each gets the next sequence number and covers the
-previous entry's hash, so the chain never forks (two entries with the same
-predecessor) and never skips a number, whatever the number of writer
-processes. Checkpoints and the retention purge lock the chain head row.
+the log in batches. Each gets the next sequence number and covers the
+previous entry's hash. Because only the lock holder chains, the chain never
+forks (two entries with the same predecessor) and never skips a number,
+whatever the number of writer processes. Checkpoints and the retention
+purge take the same lock, then the chain head row.
 """
 
 import datetime as dt
@@ -14,12 +15,14 @@ import json
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import psycopg
 from django.core.mail import send_mail
 from django.db import connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 from simple_history.utils import bulk_update_with_history
@@ -170,7 +173,7 @@ def decision_record(
     is stored exactly when the decision's own changes are, as a
     `PendingEntry`. When the transaction commits (at once in autocommit),
     the process's background chainer (`audit.chaining`) appends it to the
-    log within moments. No lock is held, so appends of one tenant never
+    log within moments. No lock is taken, so appends of one tenant do not
     wait for each other. An empty `actor` is stored as `unknown`. Returns
     the pending entry's id.
 
@@ -184,6 +187,11 @@ def decision_record(
         raise DecisionEntryInvalid(
             f"event {event!r} was recorded in the public schema, which has no decision log; "
             "record it inside the tenant's schema (schema_context or a tenant request)."
+        )
+    if not connection.in_atomic_block and not connection.get_autocommit():
+        raise DecisionEntryInvalid(
+            f"event {event!r} was recorded with autocommit off outside transaction.atomic(); "
+            "the entry could never be chained. Record it inside transaction.atomic()."
         )
     data = data or {}
     actor = actor or UNKNOWN_ACTOR
@@ -208,14 +216,14 @@ def decision_record(
 CHAIN_BATCH = 2000
 # Batches one call chains before leaving the rest to later appends and the task.
 _CHAIN_ROUNDS = 20
-# First key of the advisory lock that serializes chaining; the second key is
-# a hash of the schema name. Advisory locks are database-wide, so two schemas
-# whose names hash alike share the lock: they then wait for each other or
-# leave their entries to the next append, never chain wrongly.
-_CHAIN_LOCK_CLASS = 0x6B70_6175
-_LOCK = "SELECT pg_advisory_lock(%s, hashtext(%s))"
-_TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
-_UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
+# The advisory lock that serializes chaining takes one 64-bit key, a hash of
+# this prefix and the schema name. Advisory locks are database-wide, so two
+# schemas whose keys matched would take turns; with 64 bits that is unlikely.
+_CHAIN_LOCK_KEY = "hashtextextended('keyplane.audit.chain:' || %s, 0)"
+_LOCK = f"SELECT pg_advisory_lock({_CHAIN_LOCK_KEY})"
+_TRY_LOCK = f"SELECT pg_try_advisory_lock({_CHAIN_LOCK_KEY})"
+_UNLOCK = f"SELECT pg_advisory_unlock({_CHAIN_LOCK_KEY})"
+_LOCK_IN_TRANSACTION = f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK_KEY})"
 
 _ANY_PENDING = f"SELECT EXISTS (SELECT 1 FROM {_PENDING_TABLE})"  # noqa: S608
 # Reads the head and the first pending entries, for the holder of the lock.
@@ -255,26 +263,45 @@ SELECT audit_chain_checked((SELECT count(*) FROM moved)::int,
 """  # noqa: S608 - table names from model metadata
 
 
+@dataclass(frozen=True)
+class ChainPass:
+    """The outcome of one chaining attempt for a tenant.
+
+    `done` is True when no pending entry was left once the lock was free;
+    False when the lock was busy or the round limit was reached, so the
+    caller should try again.
+    """
+
+    chained: int
+    done: bool
+
+
 def decision_log_chain(*, wait: bool = False) -> int:
     """Chain the current tenant's pending entries into the log; return how many were chained.
 
-    Pending entries take the next sequence numbers in the order of their id,
-    in batches of up to CHAIN_BATCH. A per-schema advisory lock lets one
-    connection chain at a time. Without `wait`, a call that finds the lock
-    taken returns after one cheap statement: the holder looks for pending
-    entries again after it lets go of the lock, so it sees every entry
-    committed before that. With `wait`, the call waits for the lock, so
-    every entry committed before the call is chained when it returns.
+    With `wait`, wait for the chaining lock, so every entry committed before
+    the call is in the log when it returns (unless a backlog exceeds the
+    round limit). Without, return 0 at once when another connection holds
+    the lock. See `decision_log_chain_pass`.
+    """
+    return decision_log_chain_pass(wait=wait).chained
 
-    One call chains at most _CHAIN_ROUNDS batches in a row and leaves a
-    longer backlog to later calls and the periodic `audit.chain` task.
+
+def decision_log_chain_pass(*, wait: bool = False) -> ChainPass:
+    """Chain pending entries while the per-tenant chaining lock is free; report if any are left.
+
+    Pending entries take the next sequence numbers in the order of their id,
+    in batches of up to CHAIN_BATCH. The advisory lock lets one connection
+    chain a tenant at a time. Without `wait`, a pass that finds the lock
+    taken costs one cheap statement and reports `done=False`; the process's
+    chainer then tries again after its delay, until no pending entry is
+    left. One pass chains at most _CHAIN_ROUNDS batches in a row.
 
     Called inside an open transaction, it waits for the lock, chains that
     transaction's own entries too, and keeps the lock until the transaction
     ends; the tests do so.
     """
     schema = connection.schema_name
-    lock_keys = [_CHAIN_LOCK_CLASS, schema]
     chained = 0
     cursor: Any = _prepared_cursor()
     if connection.in_atomic_block:
@@ -287,15 +314,15 @@ def decision_log_chain(*, wait: bool = False) -> int:
                     "run audit_verify on the tenant"
                 )
             chained += count
-        return chained
+        return ChainPass(chained, done=True)
 
     if wait:
-        cursor.execute(_LOCK, lock_keys)
+        cursor.execute(_LOCK, [schema])
         locked = True
     else:
-        # Most calls find another connection chaining and stop after this
+        # Most passes find another connection chaining and stop after this
         # one, the cheapest statement there is.
-        locked = _try_lock(cursor, lock_keys)
+        locked = _try_lock(cursor, schema)
     while locked:
         try:
             for _ in range(_CHAIN_ROUNDS):
@@ -304,33 +331,32 @@ def decision_log_chain(*, wait: bool = False) -> int:
                     break
                 chained += _append_batch(cursor, rows)
             else:
-                # Leave the rest to later appends and the periodic task.
-                return chained
+                return ChainPass(chained, done=False)
         finally:
-            cursor.execute(_UNLOCK, lock_keys)
-        # Entries committed while this connection held the lock were left to
-        # it: look again now that the lock is free.
+            cursor.execute(_UNLOCK, [schema])
+        # Entries committed while this connection held the lock may have been
+        # left to it: look again now that the lock is free.
         cursor.execute(_ANY_PENDING)
-        locked = bool(cursor.fetchone()[0]) and _try_lock(cursor, lock_keys)
-    return chained
+        if not cursor.fetchone()[0]:
+            return ChainPass(chained, done=True)
+        locked = _try_lock(cursor, schema)
+    return ChainPass(chained, done=False)
 
 
 def _hold_chain_lock_in_transaction() -> None:
     """Take the schema's chaining lock until the current transaction ends, waiting for it.
 
-    Chainers that find the lock taken meanwhile leave their entries to the
-    holder, so after the commit this process's chainer looks for them.
+    Chainers that find the lock taken meanwhile retry later; after the
+    commit this process's chainer looks for pending entries too.
     """
     schema = connection.schema_name
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_CHAIN_LOCK_CLASS, schema]
-        )
+        cursor.execute(_LOCK_IN_TRANSACTION, [schema])
     transaction.on_commit(partial(chainer.request, schema))
 
 
-def _try_lock(cursor: Any, lock_keys: list[Any]) -> bool:
-    cursor.execute(_TRY_LOCK, lock_keys)
+def _try_lock(cursor: Any, schema: str) -> bool:
+    cursor.execute(_TRY_LOCK, [schema])
     return bool(cursor.fetchone()[0])
 
 
@@ -357,7 +383,7 @@ def _prepared_cursor() -> _PreparedCursor:
 def _read_batch(cursor: Any) -> list[tuple[Any, ...]] | None:
     """Read the head and the next batch under the chaining lock; None when nothing waits.
 
-    The statement starts after the lock was taken, so it sees everything the
+    The statement starts after the lock was taken, so it reads everything the
     previous holder committed.
     """
     cursor.execute(_READ_BATCH)
@@ -384,18 +410,27 @@ def _append_batch(cursor: Any, rows: list[tuple[Any, ...]]) -> int:
     hashes: list[str] = []
     for _, _, pending_id, time, event, outcome, reason, actor, subject, data in rows:
         seq += 1
-        digest = chain.entry_hash(
-            seq=seq,
-            time=time,
-            event=event,
-            outcome=outcome,
-            reason=reason,
-            actor=actor,
-            subject=subject,
-            # Django's PostgreSQL backend loads jsonb as text on its connections.
-            data=json.loads(data) if isinstance(data, str) else data,
-            prev_hash=prev_hash,
-        )
+        try:
+            digest = chain.entry_hash(
+                seq=seq,
+                time=time,
+                event=event,
+                outcome=outcome,
+                reason=reason,
+                actor=actor,
+                subject=subject,
+                # Django's PostgreSQL backend loads jsonb as text on its connections.
+                data=json.loads(data) if isinstance(data, str) else data,
+                prev_hash=prev_hash,
+            )
+        except ValueError as error:
+            # decision_record never stores such a row, so it was written
+            # around it; chaining stops here until someone removes it.
+            raise DecisionEntryInvalid(
+                f"pending entry {pending_id} cannot be hashed ({error}); it was not written "
+                "by decision_record. Inspect it, keep a copy and delete it from "
+                f"{_PENDING_TABLE} so that chaining can go on."
+            ) from None
         ids.append(pending_id)
         seqs.append(seq)
         prev_hashes.append(prev_hash)
@@ -465,9 +500,10 @@ def decision_log_purge(*, now: dt.datetime | None = None, actor: str = "system:a
     """Delete entries older than the tenant's retention period; return how many.
 
     1. Lock the chain head, so no append races the cut.
-    2. Find the cut: the newest entry older than the retention period, moved
-       back to just before the first entry whose subject has an active legal
-       hold. Entries are only ever removed as a prefix of the chain.
+    2. Find the cut: the entry just before the first one that is not older
+       than the retention period, moved back to just before the first entry
+       whose subject has an active legal hold. Entries are only ever removed
+       as a prefix of the chain.
     3. Sign a `retention_cut` checkpoint of the cut entry's hash. The first
        remaining entry's `prev_hash` equals it, so the rest still verifies.
        If signing fails nothing is deleted.
@@ -481,14 +517,16 @@ def decision_log_purge(*, now: dt.datetime | None = None, actor: str = "system:a
 
     with transaction.atomic():
         _lock_head()
-        cut = (
-            DecisionLogEntry.objects.filter(time__lt=cutoff)
-            .order_by("-seq")
-            .values_list("seq", flat=True)
-            .first()
-        )
-        if cut is None:
+        # Entry times can run slightly out of seq order (an entry is timed
+        # when recorded and numbered when chained), so cut before the first
+        # entry at or after the cutoff: no newer entry is ever deleted.
+        newest = DecisionLogEntry.objects.order_by("-seq").values_list("seq", flat=True).first()
+        if newest is None:
             return 0
+        first_kept = DecisionLogEntry.objects.filter(time__gte=cutoff).aggregate(first=Min("seq"))[
+            "first"
+        ]
+        cut = newest if first_kept is None else first_kept - 1
         held_subjects = list(
             LegalHold.objects.filter(active=True).values_list("subject", flat=True)
         )

@@ -22,8 +22,12 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="audit.chain", time_limit=120)
 def chain_entries() -> int:
-    """Chain entries that no append chained, for example after a worker died; return how many."""
-    chained = decision_log_chain()
+    """Chain entries that no chainer thread chained, for example after a worker died.
+
+    Waits for the chaining lock, so every entry committed before the task
+    started is chained when it returns; returns how many it chained.
+    """
+    chained = decision_log_chain(wait=True)
     if chained:
         logger.info("audit.chain_caught_up schema=%s entries=%d", connection.schema_name, chained)
     return chained

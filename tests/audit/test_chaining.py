@@ -1,6 +1,7 @@
 """Pending entries and their chaining into the log, within a test and across connections."""
 
 import datetime as dt
+import time
 import uuid
 
 import psycopg
@@ -10,10 +11,12 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from audit import chaining
 from audit.chaining import chainer
+from audit.exceptions import DecisionEntryInvalid
 from audit.models import ChainHead, DecisionLogEntry, PendingEntry
 from audit.selectors import chain_verify
-from audit.services import _CHAIN_LOCK_CLASS, decision_log_chain, decision_record
+from audit.services import _LOCK, decision_log_chain, decision_record
 
 
 def test_decision_record_stays_pending_until_chained(in_alpha):
@@ -79,6 +82,56 @@ def test_chain_verify_reports_stale_pending_entry(in_alpha, registered_signer):
     assert report.first_bad.code == "entries_pending"
 
 
+def _insert_pending(time_sql: str, data_sql: str = "'{}'::jsonb") -> int:
+    """Insert a pending row with SQL, as someone with database rights could."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_pendingentry (time, event, outcome, reason, actor, subject, data) "
+            f"VALUES ({time_sql}, 'test.crafted', 'ok', '', 'device:x', '', {data_sql}) "
+            "RETURNING id"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_chain_verify_stale_check_ignores_id_order(in_alpha, registered_signer):
+    decision_record(event="license.refresh", outcome="ok")
+    stale_id = _insert_pending("now() - interval '1 hour'")
+
+    report = chain_verify()
+
+    assert report.first_bad is not None
+    assert f"pending entry {stale_id} " in report.first_bad.message
+
+
+def test_chain_verify_reports_pending_entry_from_future(in_alpha, registered_signer):
+    future_id = _insert_pending("now() + interval '1 day'")
+
+    report = chain_verify()
+
+    assert report.first_bad is not None
+    assert f"pending entry {future_id} is dated" in report.first_bad.message
+
+
+def test_decision_log_chain_names_unhashable_pending_entry(in_alpha):
+    # jsonb prints 1e5000 as a 5,001-digit integer, more than Python parses.
+    bad_id = _insert_pending("now()", "'{\"n\": 1e5000}'::jsonb")
+
+    with pytest.raises(DecisionEntryInvalid, match=f"pending entry {bad_id} cannot be hashed"):
+        decision_log_chain()
+
+
+@pytest.mark.live
+def test_decision_record_with_autocommit_off_raises(committed_db):
+    with schema_context("alpha"):
+        transaction.set_autocommit(False)
+        try:
+            with pytest.raises(DecisionEntryInvalid, match="autocommit off"):
+                decision_record(event="license.refresh", outcome="ok")
+        finally:
+            transaction.rollback()
+            transaction.set_autocommit(True)
+
+
 def _hold_chain_lock(schema: str) -> psycopg.Connection:
     """Take the schema's chaining lock from a connection of its own."""
     database = settings.DATABASES["default"]
@@ -89,7 +142,7 @@ def _hold_chain_lock(schema: str) -> psycopg.Connection:
         dbname=connection.settings_dict["NAME"],
         autocommit=True,
     )
-    holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [_CHAIN_LOCK_CLASS, schema])
+    holder.execute(_LOCK, [schema])
     return holder
 
 
@@ -111,7 +164,7 @@ def test_decision_log_chain_returns_when_lock_is_held(committed_db):
 
 
 @pytest.mark.live
-def test_decision_log_chain_wait_chains_after_lock_is_released(committed_db):
+def test_decision_log_chain_wait_after_release(committed_db):
     actor = f"device:{uuid.uuid4().hex[:12]}"
     with schema_context("alpha"):
         holder = _hold_chain_lock("alpha")
@@ -120,6 +173,22 @@ def test_decision_log_chain_wait_chains_after_lock_is_released(committed_db):
 
         decision_log_chain(wait=True)
 
+        assert DecisionLogEntry.objects.filter(actor=actor).count() == 1
+
+
+@pytest.mark.live
+def test_chainer_retries_until_lock_is_released(committed_db):
+    actor = f"device:{uuid.uuid4().hex[:12]}"
+    with schema_context("alpha"):
+        holder = _hold_chain_lock("alpha")
+        decision_record(event="test.retry", outcome="ok", actor=actor)
+        time.sleep(0.3)
+        assert PendingEntry.objects.filter(actor=actor).exists()
+
+        # Nothing else is recorded: the chainer itself must come back to it.
+        holder.close()
+
+        assert chainer.flush(timeout=30)
         assert DecisionLogEntry.objects.filter(actor=actor).count() == 1
 
 
@@ -134,14 +203,31 @@ def test_chainer_thread_chains_after_commit(committed_db):
         assert DecisionLogEntry.objects.filter(actor=actor).count() == 1
 
 
+def _wait_until_logged(actor: str, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if DecisionLogEntry.objects.filter(actor=actor).exists():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @pytest.mark.live
-def test_chainer_thread_survives_a_failing_tenant(committed_db):
+def test_chainer_thread_survives_a_failing_tenant(committed_db, monkeypatch):
+    monkeypatch.setattr(chaining, "MAX_FAILED_ATTEMPTS", 2)
     chainer.request("audit_no_such_schema")
-    assert chainer.flush(timeout=30)
     actor = f"device:{uuid.uuid4().hex[:12]}"
 
     with schema_context("alpha"):
         decision_record(event="test.thread", outcome="ok", actor=actor)
-        assert chainer.flush(timeout=30)
 
-        assert DecisionLogEntry.objects.filter(actor=actor).count() == 1
+        assert _wait_until_logged(actor)
+
+
+@pytest.mark.live
+def test_chainer_drops_tenant_after_failed_attempts(committed_db, monkeypatch):
+    monkeypatch.setattr(chaining, "MAX_FAILED_ATTEMPTS", 2)
+
+    chainer.request("audit_no_such_schema")
+
+    assert chainer.flush(timeout=30)

@@ -9,7 +9,7 @@ from audit import chain
 from audit.exceptions import CheckpointSignerMissing
 from audit.models import AuditSettings, Checkpoint, LegalHold
 from audit.selectors import chain_verify
-from audit.services import audit_settings_get, decision_log_purge
+from audit.services import audit_settings_get, decision_log_purge, decision_record
 from tests.audit.conftest import record
 from tests.conftest import chained_decisions
 
@@ -110,3 +110,16 @@ def test_audit_settings_default_retention(in_alpha):
     AuditSettings.objects.filter(pk=1).delete()
 
     assert audit_settings_get().retention_days == 400
+
+
+def test_decision_log_purge_keeps_entry_chained_after_older_one(in_alpha, registered_signer):
+    # Recorded first but dated now: a transaction that stayed open while an
+    # older-dated entry was recorded would leave them in this order.
+    decision_record(event="license.refresh", outcome="ok", actor="device:newer")
+    with time_machine.travel(timezone.now() - dt.timedelta(days=500), tick=True):
+        decision_record(event="license.refresh", outcome="ok", actor="device:older")
+    chained_decisions()
+
+    decision_log_purge()
+
+    assert chained_decisions().filter(actor="device:newer").exists()

@@ -9,13 +9,14 @@ insert; an idle process chains within the delay.
 
 A tenant stays queued while another connection holds its chaining lock and
 entries are pending, so the thread keeps at it until the tenant has nothing
-pending. After an error it retries with a growing pause, up to
-MAX_FAILED_ATTEMPTS times. The thread starts
-on the first request in each process (a forked worker gets its own) and
-uses its own database connection, which it closes after IDLE_CLOSE_SECONDS
-without work. At interpreter exit it chains what is left. Entries of a
-process that dies first stay pending until another process chains that
-tenant or the periodic `audit.chain` task runs.
+pending, with a pause that doubles up to a second. After an error it
+retries with a growing pause, up to MAX_FAILED_ATTEMPTS times. The thread
+starts on the first request in each process (a forked worker gets its own)
+and uses its own database connection, which it closes after
+IDLE_CLOSE_SECONDS without work. At interpreter exit it chains what is
+left, waiting a few seconds for a busy lock. Entries of a process that dies
+first stay pending until another process chains that tenant or the
+periodic `audit.chain` task runs.
 """
 
 import atexit
@@ -35,8 +36,16 @@ IDLE_CLOSE_SECONDS = 2.0
 # growing pause after errors.
 RETRY_PAUSE_SECONDS = 0.02
 MAX_BACKOFF_SECONDS = 5.0
-# Failed attempts in a row after which a tenant is left to the periodic task.
+# Failed attempts in a row after which a tenant is set aside for
+# SET_ASIDE_SECONDS and left to the periodic task.
 MAX_FAILED_ATTEMPTS = 10
+SET_ASIDE_SECONDS = 60.0
+# Maximum pause between attempts while another connection holds a lock, and
+# the attempt at which that is logged as a warning (about 15 s in).
+MAX_BUSY_PAUSE_SECONDS = 1.0
+BUSY_WARNING_ROUNDS = 20
+# How long the exit pass waits for a busy tenant's lock.
+EXIT_LOCK_TIMEOUT_SECONDS = 5.0
 
 
 class Chainer:
@@ -52,9 +61,13 @@ class Chainer:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        # Failed attempts and the next attempt time per schema; only the thread uses them.
+        # Per schema: failed attempts, busy-lock attempts, the next attempt
+        # time, and whether it was set aside after errors. Only the thread
+        # uses them.
         self._failures: dict[str, int] = {}
+        self._busy_rounds: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
+        self._set_aside: set[str] = set()
 
     def request(self, schema: str) -> None:
         """Request chaining of the schema's log; only in-memory state changes here."""
@@ -110,7 +123,7 @@ class Chainer:
         try:
             while self._wait_for_work():
                 if self._stopping and retrying:
-                    # Exiting: leave what still waits to the periodic task.
+                    self._chain_before_exit()
                     break
                 pause = max(delay, RETRY_PAUSE_SECONDS) if retrying else delay
                 # Let more commits arrive, so that one attempt covers them.
@@ -122,14 +135,10 @@ class Chainer:
                 retry: set[str] = set()
                 try:
                     retry = self._chain(schemas)
-                except Exception:
-                    logger.exception("audit.chainer_failed pid=%d", self._pid)
-                    _close_connection()
-                    retry = schemas
                 finally:
                     retrying = bool(retry)
                     with self._condition:
-                        # Retried on the next round, after the pause.
+                        # Retried on a later round, when due.
                         self._schemas |= retry
                         self._busy = False
                         self._condition.notify_all()
@@ -152,48 +161,96 @@ class Chainer:
 
         A schema stays queued while another connection holds its chaining
         lock and entries are pending, so no committed entry depends on
-        another process to be chained. After an error it is retried with a
-        growing pause, and dropped after MAX_FAILED_ATTEMPTS (for example a
-        tenant that was offboarded meanwhile).
+        another process to be chained. The pause between those attempts
+        doubles up to MAX_BUSY_PAUSE_SECONDS. After an error it is retried with a
+        growing pause and set aside after MAX_FAILED_ATTEMPTS (for example a
+        tenant that was offboarded, or a row that cannot be hashed) for
+        SET_ASIDE_SECONDS, so errors do not flood the log.
         """
         from audit.services import decision_log_chain_pass
 
-        close_old_connections()
         now = time.monotonic()
+        try:
+            close_old_connections()
+        except Exception as error:
+            _close_connection()
+            return {schema for schema in schemas if self._failed(schema, now, error)}
+
         retry: set[str] = set()
         for schema in sorted(schemas):
             if self._retry_at.get(schema, 0.0) > now:
-                retry.add(schema)
+                if schema not in self._set_aside:
+                    retry.add(schema)
                 continue
-            try:
-                with schema_context(schema):
+            self._set_aside.discard(schema)
+            with schema_context(schema):
+                try:
                     result = decision_log_chain_pass()
-            except Exception:
-                _close_connection()
-                failures = self._failures.get(schema, 0) + 1
-                if failures >= MAX_FAILED_ATTEMPTS:
-                    logger.exception(
-                        "audit.chain_gave_up schema=%s attempts=%d; the audit.chain task "
-                        "chains its pending entries once the cause is fixed",
-                        schema,
-                        failures,
-                    )
+                except Exception as error:
+                    _close_connection()
+                    if self._failed(schema, now, error):
+                        retry.add(schema)
+                    continue
+                if result.done:
                     self._forget(schema)
                     continue
-                logger.exception("audit.chain_failed schema=%s attempt=%d", schema, failures)
-                self._failures[schema] = failures
-                backoff = RETRY_PAUSE_SECONDS * 2**failures
-                self._retry_at[schema] = now + min(backoff, MAX_BACKOFF_SECONDS)
-                retry.add(schema)
-                continue
-            self._forget(schema)
-            if not result.done:
+                self._busy_for(schema, now)
                 retry.add(schema)
         return retry
 
+    def _failed(self, schema: str, now: float, error: Exception) -> bool:
+        """Log a failed attempt and schedule the next; return whether to keep the schema queued."""
+        failures = self._failures.get(schema, 0) + 1
+        if failures >= MAX_FAILED_ATTEMPTS:
+            logger.error(
+                "audit.chain_set_aside schema=%s attempts=%d seconds=%d; requests for it are "
+                "ignored meanwhile, and the audit.chain task keeps trying",
+                schema,
+                failures,
+                SET_ASIDE_SECONDS,
+                exc_info=error,
+            )
+            self._forget(schema)
+            self._set_aside.add(schema)
+            self._retry_at[schema] = now + SET_ASIDE_SECONDS
+            return False
+        logger.error("audit.chain_failed schema=%s attempt=%d", schema, failures, exc_info=error)
+        self._failures[schema] = failures
+        pause = RETRY_PAUSE_SECONDS * 2**failures
+        self._retry_at[schema] = now + min(pause, MAX_BACKOFF_SECONDS)
+        return True
+
+    def _busy_for(self, schema: str, now: float) -> None:
+        """Schedule the next attempt for a schema whose lock another connection holds."""
+        busy = self._busy_rounds.get(schema, 0) + 1
+        self._busy_rounds[schema] = busy
+        self._retry_at[schema] = now + min(RETRY_PAUSE_SECONDS * 2**busy, MAX_BUSY_PAUSE_SECONDS)
+        if busy == BUSY_WARNING_ROUNDS:
+            logger.warning(
+                "audit.chain_lock_busy schema=%s rounds=%d; another connection has held the "
+                "chaining lock for a while (a long purge or backlog, or a stuck session)",
+                schema,
+                busy,
+            )
+
     def _forget(self, schema: str) -> None:
         self._failures.pop(schema, None)
+        self._busy_rounds.pop(schema, None)
         self._retry_at.pop(schema, None)
+
+    def _chain_before_exit(self) -> None:
+        """At exit, wait a bounded time for each busy tenant's lock and chain what is left."""
+        from audit.services import decision_log_chain_pass
+
+        with self._condition:
+            schemas, self._schemas = self._schemas - self._set_aside, set()
+        for schema in sorted(schemas):
+            try:
+                with schema_context(schema):
+                    decision_log_chain_pass(wait=True, lock_timeout=EXIT_LOCK_TIMEOUT_SECONDS)
+            except Exception:
+                logger.exception("audit.chain_failed schema=%s at exit", schema)
+                _close_connection()
 
 
 def _close_connection() -> None:

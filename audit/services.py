@@ -287,7 +287,7 @@ def decision_log_chain(*, wait: bool = False) -> int:
     return decision_log_chain_pass(wait=wait).chained
 
 
-def decision_log_chain_pass(*, wait: bool = False) -> ChainPass:
+def decision_log_chain_pass(*, wait: bool = False, lock_timeout: float | None = None) -> ChainPass:
     """Chain pending entries while the per-tenant chaining lock is free; report if any are left.
 
     Pending entries take the next sequence numbers in the order of their id,
@@ -296,6 +296,9 @@ def decision_log_chain_pass(*, wait: bool = False) -> ChainPass:
     taken costs one cheap statement and reports `done=False`; the process's
     chainer then tries again after its delay, until no pending entry is
     left. One pass chains at most _CHAIN_ROUNDS batches in a row.
+
+    With `wait` and `lock_timeout` (seconds), a pass that waited that long
+    for the lock gives up and reports `done=False`.
 
     Called inside an open transaction, it waits for the lock, chains that
     transaction's own entries too, and keeps the lock until the transaction
@@ -317,7 +320,8 @@ def decision_log_chain_pass(*, wait: bool = False) -> ChainPass:
         return ChainPass(chained, done=True)
 
     if wait:
-        cursor.execute(_LOCK, [schema])
+        if not _wait_for_lock(cursor, schema, lock_timeout):
+            return ChainPass(0, done=False)
         locked = True
     else:
         # Most passes find another connection chaining and stop after this
@@ -353,6 +357,22 @@ def _hold_chain_lock_in_transaction() -> None:
     with connection.cursor() as cursor:
         cursor.execute(_LOCK_IN_TRANSACTION, [schema])
     transaction.on_commit(partial(chainer.request, schema))
+
+
+def _wait_for_lock(cursor: Any, schema: str, timeout: float | None) -> bool:
+    """Wait up to `timeout` seconds for the schema's chaining lock; return whether it was taken."""
+    if timeout is None:
+        cursor.execute(_LOCK, [schema])
+        return True
+    cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{int(timeout * 1000)}ms"])
+    try:
+        cursor.execute(_LOCK, [schema])
+    except psycopg.errors.LockNotAvailable:
+        logger.info("audit.chain_lock_timeout schema=%s seconds=%s", schema, timeout)
+        return False
+    finally:
+        cursor.execute("RESET lock_timeout")
+    return True
 
 
 def _try_lock(cursor: Any, schema: str) -> bool:

@@ -1,6 +1,8 @@
 """Pending entries and their chaining into the log, within a test and across connections."""
 
 import datetime as dt
+import subprocess
+import sys
 import time
 import uuid
 
@@ -16,7 +18,8 @@ from audit.chaining import chainer
 from audit.exceptions import DecisionEntryInvalid
 from audit.models import ChainHead, DecisionLogEntry, PendingEntry
 from audit.selectors import chain_verify
-from audit.services import _LOCK, decision_log_chain, decision_record
+from audit.services import _LOCK, decision_log_chain, decision_log_chain_pass, decision_record
+from tests.conftest import PROJECT_ROOT, server_environment
 
 
 def test_decision_record_stays_pending_until_chained(in_alpha):
@@ -231,3 +234,52 @@ def test_chainer_drops_tenant_after_failed_attempts(committed_db, monkeypatch):
     chainer.request("audit_no_such_schema")
 
     assert chainer.flush(timeout=30)
+
+
+def test_chainer_busy_pause_doubles_up_to_cap():
+    idle_chainer = chaining.Chainer()
+
+    pauses = []
+    for _ in range(10):
+        idle_chainer._busy_for("acme", now=0.0)
+        pauses.append(idle_chainer._retry_at["acme"])
+
+    assert pauses[1] == 2 * pauses[0]
+    assert max(pauses) == chaining.MAX_BUSY_PAUSE_SECONDS
+
+
+@pytest.mark.live
+def test_decision_log_chain_pass_lock_timeout_gives_up(committed_db):
+    with schema_context("alpha"):
+        holder = _hold_chain_lock("alpha")
+        try:
+            started = time.monotonic()
+
+            result = decision_log_chain_pass(wait=True, lock_timeout=0.2)
+
+            assert result.done is False
+            assert time.monotonic() - started < 5
+        finally:
+            holder.close()
+
+
+@pytest.mark.live
+def test_exiting_process_chains_after_busy_lock(committed_db):
+    run_id = uuid.uuid4().hex[:12]
+    with schema_context("alpha"):
+        holder = _hold_chain_lock("alpha")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tests.audit.append_worker", "alpha", run_id, "1"],
+            cwd=PROJECT_ROOT,
+            env=server_environment(),
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not PendingEntry.objects.filter(actor=f"device:{run_id}").exists():
+                assert time.monotonic() < deadline, "the worker recorded nothing"
+                time.sleep(0.05)
+        finally:
+            holder.close()
+        assert worker.wait(timeout=60) == 0
+
+        assert DecisionLogEntry.objects.filter(actor=f"device:{run_id}").count() == 1

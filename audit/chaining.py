@@ -135,6 +135,10 @@ class Chainer:
                 retry: set[str] = set()
                 try:
                     retry = self._chain(schemas)
+                except Exception:
+                    # _chain handles database errors itself; this is a bug.
+                    logger.exception("audit.chainer_failed pid=%d", self._pid)
+                    retry = schemas
                 finally:
                     retrying = bool(retry)
                     with self._condition:
@@ -162,10 +166,10 @@ class Chainer:
         A schema stays queued while another connection holds its chaining
         lock and entries are pending, so no committed entry depends on
         another process to be chained. The pause between those attempts
-        doubles up to MAX_BUSY_PAUSE_SECONDS. After an error it is retried with a
-        growing pause and set aside after MAX_FAILED_ATTEMPTS (for example a
-        tenant that was offboarded, or a row that cannot be hashed) for
-        SET_ASIDE_SECONDS, so errors do not flood the log.
+        doubles up to MAX_BUSY_PAUSE_SECONDS. After an error it is retried
+        with a growing pause and set aside after MAX_FAILED_ATTEMPTS (for
+        example a tenant that was offboarded, or a row that cannot be
+        hashed) for SET_ASIDE_SECONDS, so errors do not flood the log.
         """
         from audit.services import decision_log_chain_pass
 

@@ -9,8 +9,9 @@ insert; an idle process chains within the delay.
 
 A tenant stays queued while another connection holds its chaining lock and
 entries are pending, so the thread keeps at it until the tenant has nothing
-pending, with a pause that doubles up to a second. After an error it
-retries with a growing pause, up to MAX_FAILED_ATTEMPTS times. The thread
+pending, with a pause that doubles up to a quarter of a second (a new
+commit restarts it at the normal pace). After an error it retries with a
+growing pause, up to MAX_FAILED_ATTEMPTS times. The thread
 starts on the first request in each process (a forked worker gets its own)
 and uses its own database connection, which it closes after
 IDLE_CLOSE_SECONDS without work. At interpreter exit it chains what is
@@ -42,8 +43,8 @@ MAX_FAILED_ATTEMPTS = 10
 SET_ASIDE_SECONDS = 60.0
 # Maximum pause between attempts while another connection holds a lock, and
 # the attempt at which that is logged as a warning (about 15 s in).
-MAX_BUSY_PAUSE_SECONDS = 1.0
-BUSY_WARNING_ROUNDS = 20
+MAX_BUSY_PAUSE_SECONDS = 0.25
+BUSY_WARNING_ROUNDS = 60
 # How long the exit pass waits for a busy tenant's lock.
 EXIT_LOCK_TIMEOUT_SECONDS = 5.0
 
@@ -57,6 +58,8 @@ class Chainer:
     def _reset(self) -> None:
         self._condition = threading.Condition()
         self._schemas: set[str] = set()
+        # Schemas with a new commit since the thread last took its work.
+        self._fresh: set[str] = set()
         self._busy = False
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -76,6 +79,7 @@ class Chainer:
             self._reset()
         with self._condition:
             self._schemas.add(schema)
+            self._fresh.add(schema)
             if self._thread is None or not self._thread.is_alive():
                 self._start()
             self._condition.notify()
@@ -131,7 +135,9 @@ class Chainer:
                     time.sleep(pause)
                 with self._condition:
                     schemas, self._schemas = self._schemas, set()
+                    fresh, self._fresh = self._fresh, set()
                     self._busy = True
+                self._restart_busy_pause(fresh)
                 retry: set[str] = set()
                 try:
                     retry = self._chain(schemas)
@@ -236,6 +242,16 @@ class Chainer:
                 schema,
                 busy,
             )
+
+    def _restart_busy_pause(self, schemas: set[str]) -> None:
+        """Try schemas with new commits at the normal pace again, unless errors set them back.
+
+        The growing pause is for waiting on a lock with nothing new to chain.
+        """
+        for schema in schemas:
+            if not self._failures.get(schema) and schema not in self._set_aside:
+                self._busy_rounds.pop(schema, None)
+                self._retry_at.pop(schema, None)
 
     def _forget(self, schema: str) -> None:
         self._failures.pop(schema, None)

@@ -248,6 +248,16 @@ def test_chainer_busy_pause_doubles_up_to_cap():
     assert max(pauses) == chaining.MAX_BUSY_PAUSE_SECONDS
 
 
+def test_chainer_new_commit_restarts_busy_pause():
+    idle_chainer = chaining.Chainer()
+    for _ in range(5):
+        idle_chainer._busy_for("acme", now=0.0)
+
+    idle_chainer._restart_busy_pause({"acme"})
+
+    assert "acme" not in idle_chainer._retry_at
+
+
 @pytest.mark.live
 def test_decision_log_chain_pass_lock_timeout_gives_up(committed_db):
     with schema_context("alpha"):

@@ -9,8 +9,8 @@ insert; an idle process chains within the delay.
 
 A tenant stays queued while another connection holds its chaining lock and
 entries are pending, so the thread keeps at it until the tenant has nothing
-pending, with a pause that doubles up to a quarter of a second (a new
-commit restarts it at the normal pace). After an error it retries with a
+pending. The pause between those attempts doubles up to a quarter of a
+second, and a new commit restarts it at the normal pace. After an error it retries with a
 growing pause, up to MAX_FAILED_ATTEMPTS times. The thread
 starts on the first request in each process (a forked worker gets its own)
 and uses its own database connection, which it closes after

@@ -142,8 +142,9 @@ def _validate_entry(*, event: str, outcome: str, reason: str, actor: str, subjec
 def _lock_head() -> ChainHead:
     """Lock and return the chain head, creating it on the first use of a schema.
 
-    Call it inside a transaction. It takes the chaining lock first, then the
-    row lock, in the order chaining takes them, so the two cannot deadlock.
+    Call it inside a transaction. It takes the chaining lock first and then
+    the row lock. Chaining takes them in the same order, so the two cannot
+    deadlock.
     """
     _hold_chain_lock_in_transaction()
     head = ChainHead.objects.select_for_update().filter(pk=1).first()
@@ -293,7 +294,7 @@ def decision_log_chain_pass(*, wait: bool = False, lock_timeout: float | None = 
     Pending entries take the next sequence numbers in the order of their id,
     in batches of up to CHAIN_BATCH. The advisory lock lets one connection
     chain a tenant at a time. Without `wait`, a pass that finds the lock
-    taken costs one cheap statement and reports `done=False`; the process's
+    taken costs one cheap statement and reports `done=False`. The process's
     chainer then tries again after its delay, until no pending entry is
     left. One pass chains at most _CHAIN_ROUNDS batches in a row.
 

@@ -27,10 +27,10 @@ CHAIN_LOCK_TIMEOUT_SECONDS = 30
 def chain_entries() -> int:
     """Chain entries that no chainer thread chained, for example after a worker died.
 
-    Waits up to CHAIN_LOCK_TIMEOUT_SECONDS for the chaining lock, so every
-    entry committed before the task started is chained when it returns,
+    Waits up to CHAIN_LOCK_TIMEOUT_SECONDS for the chaining lock. When it
+    returns, every entry committed before the task started is chained,
     unless another connection kept the lock or the backlog exceeded one
-    pass; the next run goes on. Returns how many it chained.
+    pass. The next run then goes on. Returns how many it chained.
     """
     result = decision_log_chain_pass(wait=True, lock_timeout=CHAIN_LOCK_TIMEOUT_SECONDS)
     if result.chained or not result.done:

@@ -146,7 +146,7 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Send `SET search_path` only when the tenant changes, not before every query:
-# it halves the round trips of a request. django-tenants 4 forgets the cached
+# it halves the round trips of a request. django-tenants 4 clears the cached
 # path on rollback, savepoint rollback and reconnect. This is only correct on
 # a direct or session-pooled connection; a transaction-pooling proxy would
 # hand the connection's path to another client.

@@ -215,10 +215,15 @@ def _wait_until_logged(actor: str, timeout: float = 30.0) -> bool:
     return False
 
 
+def _missing_schema() -> str:
+    """Name a schema that does not exist, new for each test, so none starts out set aside."""
+    return f"audit_missing_{uuid.uuid4().hex[:12]}"
+
+
 @pytest.mark.live
 def test_chainer_thread_survives_a_failing_tenant(committed_db, monkeypatch):
     monkeypatch.setattr(chaining, "MAX_FAILED_ATTEMPTS", 2)
-    chainer.request("audit_no_such_schema")
+    chainer.request(_missing_schema())
     actor = f"device:{uuid.uuid4().hex[:12]}"
 
     with schema_context("alpha"):
@@ -231,7 +236,7 @@ def test_chainer_thread_survives_a_failing_tenant(committed_db, monkeypatch):
 def test_chainer_drops_tenant_after_failed_attempts(committed_db, monkeypatch):
     monkeypatch.setattr(chaining, "MAX_FAILED_ATTEMPTS", 2)
 
-    chainer.request("audit_no_such_schema")
+    chainer.request(_missing_schema())
 
     assert chainer.flush(timeout=30)
 

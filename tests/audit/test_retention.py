@@ -112,7 +112,7 @@ def test_audit_settings_default_retention(in_alpha):
     assert audit_settings_get().retention_days == 400
 
 
-def test_decision_log_purge_keeps_entry_chained_after_older_one(in_alpha, registered_signer):
+def test_decision_log_purge_keeps_newer_entry(in_alpha, registered_signer):
     # Recorded first but dated now: a transaction that stayed open while an
     # older-dated entry was recorded would leave them in this order.
     decision_record(event="license.refresh", outcome="ok", actor="device:newer")
